@@ -1,0 +1,64 @@
+"""The REST API under /api/v1 (flask-smorest), its authentication and its error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec.ext.marshmallow.common import resolve_schema_cls
+from flask import Flask, request
+
+from api.auth import authenticate_request, release_tenant
+from api.errors import ProblemApi, handle_domain_error, problem
+from tenants.errors import DomainError
+
+MAX_JSON_BYTES = 1024 * 1024
+BODY_METHODS = {"POST", "PUT", "PATCH"}
+# Endpoints that take something other than JSON.
+NON_JSON_PATHS = ("/api/v1/residents/import",)
+
+
+def _require_json_body() -> Any:
+    if request.method not in BODY_METHODS or not request.path.startswith("/api/v1/"):
+        return None
+    if request.path.startswith(NON_JSON_PATHS):
+        return None
+    if (request.content_length or 0) > MAX_JSON_BYTES:
+        return problem(413, "Content Too Large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes.")
+    if request.content_length and not request.is_json:
+        return problem(415, "Unsupported Media Type", "Send the body as application/json.")
+    return None
+
+
+def _schema_name(schema: Any) -> str:
+    """Partial (PATCH) variants of a schema get their own component name."""
+    name = resolve_schema_cls(schema).__name__
+    if not isinstance(schema, type) and schema.partial:
+        name += "Patch"
+    return name
+
+
+def init_api(app: Flask) -> ProblemApi:
+    app.config.setdefault("API_TITLE", "Mimamori")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.json.ensure_ascii = False  # Japanese stays readable in responses
+
+    api = ProblemApi(app, spec_kwargs={
+        "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name),
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    })
+    from api import checks, groups, policies, residents, tenants
+
+    for module in (tenants, residents, groups, policies, checks):
+        for blueprint in module.blueprints:
+            api.register_blueprint(blueprint)
+
+    app.before_request(_require_json_body)
+    app.before_request(authenticate_request)
+    app.teardown_request(release_tenant)
+    app.register_error_handler(DomainError, handle_domain_error)
+    return api

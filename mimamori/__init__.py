@@ -1,0 +1,1 @@
+"""Mimamori: the platform package (settings, extensions, command line, migrations)."""

@@ -1,0 +1,1 @@
+"""Marshmallow schemas, one module per resource, shared by the API and CSV import."""

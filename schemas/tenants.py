@@ -1,0 +1,143 @@
+"""Tenants, their staff and tokens, as operators create and see them (secrets go in, never out)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import ValidationError, fields, validate, validates
+
+from schemas.common import ClockTime, LineUserId, Phone, StrictSchema, Text, channel_list
+from tenants.models.staff import TENANT_ROLES
+from tenants.models.tenants import TENANT_KINDS
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MIN_PASSWORD_LENGTH = 10
+
+
+def _zone(value: str) -> None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Asia/Tokyo.") from exc
+
+
+class LineCredentials(StrictSchema):
+    channel_secret = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    channel_access_token = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class TwilioCredentials(StrictSchema):
+    account_sid = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^AC\S{1,62}$", error="A Twilio account SID starts with AC."),
+    )
+    auth_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    from_number = Phone(required=True)
+
+
+class QuietHours(StrictSchema):
+    start = ClockTime(required=True)
+    end = ClockTime(required=True)
+
+
+class OnDutyPerson(StrictSchema):
+    name = Text(required=True, validate=validate.Length(max=200))
+    phone = Phone(load_default=None, allow_none=True)
+    line_user_id = LineUserId(load_default=None, allow_none=True)
+    channels = channel_list(load_default=None, allow_none=True)
+
+
+class TenantIn(StrictSchema):
+    slug = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            SLUG, error="Use 1–63 lower-case letters, digits and hyphens, e.g. musashino."
+        ),
+    )
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(load_default="municipality", validate=validate.OneOf(TENANT_KINDS))
+    timezone = fields.String(load_default="Asia/Tokyo", validate=_zone)
+    quiet_hours = fields.Nested(QuietHours, load_default=None)
+    line = fields.Nested(LineCredentials, load_default=None, allow_none=True)
+    twilio = fields.Nested(TwilioCredentials, load_default=None, allow_none=True)
+    on_duty = fields.List(fields.Nested(OnDutyPerson), load_default=list)
+    max_residents = fields.Integer(strict=True, allow_none=True, load_default=None,
+                                   validate=validate.Range(min=1))
+    twilio_calls_per_second = fields.Integer(strict=True, load_default=1,
+                                             validate=validate.Range(min=1, max=100))
+
+
+class TenantUpdate(TenantIn):
+    """Everything but the slug may change; credentials given here replace the stored ones."""
+
+    class Meta:
+        exclude = ("slug",)
+
+    active = fields.Boolean()
+
+
+class TenantOut(StrictSchema):
+    id = fields.Integer()
+    slug = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    timezone = fields.String()
+    quiet_hours = fields.Method("_quiet_hours")
+    line = fields.Method("_line")
+    twilio = fields.Method("_twilio")
+    on_duty = fields.List(fields.Dict())
+    max_residents = fields.Integer(allow_none=True)
+    twilio_calls_per_second = fields.Integer()
+    sandbox = fields.Boolean(attribute="is_sandbox")
+    active = fields.Boolean()
+    created_at = fields.DateTime()
+
+    def _quiet_hours(self, tenant: Any) -> dict[str, str]:
+        return {"start": tenant.quiet_hours_start.strftime("%H:%M"),
+                "end": tenant.quiet_hours_end.strftime("%H:%M")}
+
+    def _line(self, tenant: Any) -> dict[str, Any]:
+        return {"configured": tenant.line_configured}
+
+    def _twilio(self, tenant: Any) -> dict[str, Any]:
+        return {"configured": tenant.twilio_configured, "from_number": tenant.twilio_from_number}
+
+
+class TokenIn(StrictSchema):
+    name = Text(load_default="", validate=validate.Length(max=100))
+
+
+class TokenOut(StrictSchema):
+    id = fields.Integer()
+    name = fields.String()
+    token = fields.String()
+    tenant_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class StaffIn(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    role = fields.String(required=True, validate=validate.OneOf(TENANT_ROLES))
+    password = fields.String(
+        required=True, load_only=True,
+        validate=validate.Length(min=MIN_PASSWORD_LENGTH, max=256,
+                                 error=f"Use at least {MIN_PASSWORD_LENGTH} characters."),
+    )
+    name = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+    @validates("email")
+    def _lower(self, value: str, **_: Any) -> None:
+        if value != value.strip():
+            raise ValidationError("Remove the spaces around the address.")
+
+
+class StaffOut(StrictSchema):
+    id = fields.Integer()
+    email = fields.String()
+    name = fields.String(allow_none=True)
+    role = fields.String()
+    tenant_id = fields.Integer(allow_none=True)
+    active = fields.Boolean()
+    created_at = fields.DateTime()

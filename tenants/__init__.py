@@ -1,0 +1,1 @@
+"""The tenant-owned domain: models and the services that change them."""

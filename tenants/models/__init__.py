@@ -1,0 +1,39 @@
+"""The domain's tables; import from here so every model is registered with the metadata."""
+
+from tenants.models.audit import AuditEvent
+from tenants.models.engine import (
+    Check,
+    Delivery,
+    InboundMessage,
+    Incident,
+    IncidentEvent,
+    Round,
+    WebhookEvent,
+)
+from tenants.models.groups import Group, GroupMember
+from tenants.models.policies import AlertChain, AlertStep, CheckPolicy
+from tenants.models.residents import Contact, Resident, ResidentPause
+from tenants.models.staff import ApiToken, User
+from tenants.models.tenants import Tenant
+
+__all__ = [
+    "AlertChain",
+    "AlertStep",
+    "ApiToken",
+    "AuditEvent",
+    "Check",
+    "CheckPolicy",
+    "Contact",
+    "Delivery",
+    "Group",
+    "GroupMember",
+    "InboundMessage",
+    "Incident",
+    "IncidentEvent",
+    "Resident",
+    "ResidentPause",
+    "Round",
+    "Tenant",
+    "User",
+    "WebhookEvent",
+]

@@ -1,0 +1,57 @@
+"""Provisioning tenants (operators only): create, update, rotate credentials, issue tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from mimamori.extensions import db
+from tenants.errors import Conflict, NotFound
+from tenants.models import Tenant
+
+
+def get_tenant(tenant_id: int) -> Tenant:
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"no tenant {tenant_id}")
+    return tenant
+
+
+def tenant_by_slug(slug: str) -> Tenant | None:
+    return db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+
+
+def _apply(tenant: Tenant, data: dict[str, Any]) -> None:
+    for field in ("name", "kind", "timezone", "max_residents", "twilio_calls_per_second",
+                  "on_duty", "active"):
+        if field in data:
+            setattr(tenant, field, data[field])
+    if data.get("quiet_hours"):
+        tenant.quiet_hours_start = data["quiet_hours"]["start"]
+        tenant.quiet_hours_end = data["quiet_hours"]["end"]
+    if "line" in data:
+        line = data["line"] or {}
+        tenant.line_channel_secret = line.get("channel_secret")
+        tenant.line_channel_access_token = line.get("channel_access_token")
+    if "twilio" in data:
+        twilio = data["twilio"] or {}
+        tenant.twilio_account_sid = twilio.get("account_sid")
+        tenant.twilio_auth_token = twilio.get("auth_token")
+        tenant.twilio_from_number = twilio.get("from_number")
+
+
+def create_tenant(data: dict[str, Any]) -> Tenant:
+    if tenant_by_slug(data["slug"]) is not None:
+        raise Conflict("slug taken", {"slug": ["A tenant with this slug exists."]})
+    tenant = Tenant(slug=data["slug"])
+    _apply(tenant, data)
+    db.session.add(tenant)
+    db.session.flush()
+    return tenant
+
+
+def update_tenant(tenant: Tenant, data: dict[str, Any]) -> Tenant:
+    _apply(tenant, data)
+    db.session.flush()
+    return tenant

@@ -1,0 +1,3 @@
+"""Fixtures for every test: see the modules of tests/fixtures."""
+
+pytest_plugins = ["tests.fixtures.services", "tests.fixtures.app", "tests.fixtures.api"]

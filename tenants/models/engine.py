@@ -29,6 +29,7 @@ class Round(TenantScoped, db.Model):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     targeted: Mapped[int] = mapped_column(default=0)
+    response_window_minutes: Mapped[int] = mapped_column(default=180)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -71,7 +72,10 @@ class Delivery(TenantScoped, db.Model):
     """One attempt to reach one person on one channel; written before the provider call."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_deliveries_tenant_status", "tenant_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     check_id: Mapped[int | None] = mapped_column(
@@ -86,6 +90,7 @@ class Delivery(TenantScoped, db.Model):
     recipient_id: Mapped[int | None]
     channel: Mapped[str] = mapped_column(String(16))
     address: Mapped[str | None] = mapped_column(String(64))
+    body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     idempotency_key: Mapped[str] = mapped_column(String(120))
     retry_key: Mapped[str | None] = mapped_column(String(36))
@@ -93,6 +98,8 @@ class Delivery(TenantScoped, db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(String(300))
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the clock last put this delivery on a queue (engine time), for reconciliation.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

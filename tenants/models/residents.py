@@ -38,6 +38,9 @@ class Resident(TenantScoped, db.Model):
         ForeignKey("check_policies.id", ondelete="SET NULL"), index=True
     )
     link_code: Mapped[str] = mapped_column(String(6))
+    # Checks start with the first occurrence at or after this instant, so a resident registered
+    # (or moved to another policy) at 11:00 is not sent the 09:00 check of that morning.
+    policy_assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     address: Mapped[str | None] = mapped_column(String(300))
     notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,6 +12,7 @@ from mimamori.extensions import db
 from tenants.errors import Conflict, NotFound, ValidationFailed, field_error
 from tenants.models import CheckPolicy, Contact, Group, GroupMember, Resident, ResidentPause
 from tenants.tenancy import bound_tenant_id
+from tenants.types import utcnow
 
 RESIDENT_FIELDS = ("name", "name_kana", "birth_date", "phone", "line_user_id", "channels",
                    "check_policy_id", "external_id", "address", "notes")
@@ -158,6 +159,8 @@ def create_resident(data: dict[str, Any]) -> Resident:
 def update_resident(resident: Resident, data: dict[str, Any]) -> Resident:
     """Apply the fields given; `contacts` and `group_ids`, when given, replace the lists."""
     _check_references(data)
+    if "check_policy_id" in data and data["check_policy_id"] != resident.check_policy_id:
+        resident.policy_assigned_at = utcnow()
     for field in RESIDENT_FIELDS:
         if field in data:
             setattr(resident, field, data[field])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 10:59:45.896257
+Create Date: 2026-11-23 11:06:57.561604
 
 """
 from alembic import op
@@ -173,6 +173,7 @@ def upgrade():
     sa.Column('channels', sa.JSON(), nullable=False),
     sa.Column('check_policy_id', sa.Integer(), nullable=True),
     sa.Column('link_code', sa.String(length=6), nullable=False),
+    sa.Column('policy_assigned_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('address', sa.String(length=300), nullable=True),
     sa.Column('notes', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -288,6 +289,7 @@ def upgrade():
     sa.Column('trigger', sa.String(length=32), nullable=False),
     sa.Column('created_by_user_id', sa.Integer(), nullable=True),
     sa.Column('targeted', sa.Integer(), nullable=False),
+    sa.Column('response_window_minutes', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('tenant_id', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['created_by_user_id'], ['users.id'], name=op.f('fk_rounds_created_by_user_id_users'), ondelete='SET NULL'),
@@ -366,6 +368,7 @@ def upgrade():
     sa.Column('recipient_id', sa.Integer(), nullable=True),
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('address', sa.String(length=64), nullable=True),
+    sa.Column('body', sa.Text(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('idempotency_key', sa.String(length=120), nullable=False),
     sa.Column('retry_key', sa.String(length=36), nullable=True),
@@ -373,6 +376,7 @@ def upgrade():
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('error', sa.String(length=300), nullable=True),
     sa.Column('not_before', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('enqueued_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -389,6 +393,7 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_deliveries_incident_id'), ['incident_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_deliveries_provider_ref'), ['provider_ref'], unique=False)
         batch_op.create_index(batch_op.f('ix_deliveries_tenant_id'), ['tenant_id'], unique=False)
+        batch_op.create_index('ix_deliveries_tenant_status', ['tenant_id', 'status'], unique=False)
 
     op.create_table('incident_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -417,6 +422,7 @@ def downgrade():
 
     op.drop_table('incident_events')
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_deliveries_tenant_status')
         batch_op.drop_index(batch_op.f('ix_deliveries_tenant_id'))
         batch_op.drop_index(batch_op.f('ix_deliveries_provider_ref'))
         batch_op.drop_index(batch_op.f('ix_deliveries_incident_id'))

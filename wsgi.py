@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "mimamori" / "migrations"
 
 
 def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
-    app = Flask("mimamori", instance_path=instance_path, instance_relative_config=True)
+    app = Flask("mimamori", instance_path=instance_path or os.environ.get("MIMAMORI_INSTANCE_PATH"),
+                instance_relative_config=True)
     settings = load_settings(Path(app.instance_path))
     app.config.update(settings.flask_config())
     app.config.update(overrides or {})

@@ -1,4 +1,4 @@
-"""Checks (安否確認) and incidents (未確認案件), read-only until the engine writes them."""
+"""Checks (安否確認) and incidents (未確認案件): reading them, and the actions staff take."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from api.auth import require_tenant
+from api.auth import audit, current_principal, require_tenant
 from api.pagination import paginate
 from mimamori.extensions import db
 from schemas.checks import CheckListArgs, CheckOut, IncidentListArgs, IncidentOut
-from tenants.errors import NotFound
+from schemas.rounds import AcknowledgeIn, NoteIn, ResolveIn
+from tenants.errors import Conflict, NotFound
 from tenants.models import Check, Incident
+from tenants.services import checks as check_service
+from tenants.services import incidents as incident_service
+from tenants.types import utcnow
 
 checks = Blueprint("checks", __name__, url_prefix="/api/v1/checks",
                    description="Safety checks (安否確認) sent to residents.")
@@ -67,3 +71,64 @@ class IncidentById(MethodView):
     @incidents.response(200, IncidentOut)
     def get(self, incident_id: int) -> Any:
         return _get(Incident, incident_id)
+
+
+@incidents.route("/<int:incident_id>/acknowledge")
+class AcknowledgeIncident(MethodView):
+    @incidents.arguments(AcknowledgeIn)
+    @incidents.response(200, IncidentOut)
+    def post(self, data: dict[str, Any], incident_id: int) -> Any:
+        """Someone will go and see: the alert chain stops; the incident waits for its outcome."""
+        incident = incident_service.get_incident(incident_id)
+        if not incident_service.acknowledge(incident, data.get("by") or "職員", utcnow(),
+                                            data.get("note")):
+            raise Conflict(f"the incident is already {incident.status}",
+                           {"status": [f"Already {incident.status}."]})
+        audit("incident.acknowledge", incident)
+        db.session.commit()
+        return incident
+
+
+@incidents.route("/<int:incident_id>/resolve")
+class ResolveIncident(MethodView):
+    @incidents.arguments(ResolveIn)
+    @incidents.response(200, IncidentOut)
+    def post(self, data: dict[str, Any], incident_id: int) -> Any:
+        """Record the outcome (safe, hospitalised, deceased, unreachable, false_alarm, other)."""
+        incident = incident_service.get_incident(incident_id)
+        incident_service.resolve(incident, data["outcome"], data.get("note"),
+                                 current_principal().user_id, utcnow())
+        audit("incident.resolve", incident, detail={"outcome": data["outcome"]})
+        db.session.commit()
+        return incident
+
+
+@incidents.route("/<int:incident_id>/notes")
+class IncidentNotes(MethodView):
+    @incidents.arguments(NoteIn)
+    @incidents.response(201, IncidentOut)
+    def post(self, data: dict[str, Any], incident_id: int) -> Any:
+        """Add a note to the incident's timeline (calls made, visits, what was found)."""
+        incident = incident_service.get_incident(incident_id)
+        incident_service.add_note(incident, data["note"], utcnow())
+        db.session.commit()
+        db.session.refresh(incident)
+        return incident
+
+
+@checks.route("/<int:check_id>/answer")
+class AnswerCheck(MethodView):
+    @checks.arguments(NoteIn(partial=True))
+    @checks.response(200, CheckOut)
+    def post(self, data: dict[str, Any], check_id: int) -> Any:
+        """Record an answer staff received another way (the resident phoned the office)."""
+        check = _get(Check, check_id)
+        now = utcnow()
+        if not check_service.answer(check, "staff", now):
+            raise Conflict("the check is already answered", {"status": ["Already answered."]})
+        incident = db.session.scalar(select(Incident).where(Incident.check_id == check.id))
+        if incident is not None and data.get("note"):
+            incident_service.add_note(incident, data["note"], now)
+        audit("check.answer", check)
+        db.session.commit()
+        return check

@@ -20,6 +20,8 @@ from schemas.tenants import MIN_PASSWORD_LENGTH
 from tenants.errors import Conflict
 from tenants.services import audit, staff, tokens
 from tenants.services.demo import DemoLogin, seed_demo
+from worker.commands import scheduler_command, tick_command, worker_command
+from worker.embedded import ensure_redis, start_background
 from wsgi import create_app
 
 DEFAULT_PORT = 5000
@@ -62,6 +64,9 @@ cli.params = [param for param in cli.params if param.name != "app"]
 cli.add_command(db_commands)
 cli.add_command(shell_command)
 cli.add_command(routes_command)
+cli.add_command(tick_command)
+cli.add_command(worker_command)
+cli.add_command(scheduler_command)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -169,10 +174,12 @@ def _login_details(login: DemoLogin, base_url: str) -> str:
               help="Give the existing demo accounts new passwords and print them.")
 @pass_script_info
 def dev(info: ScriptInfo, port: int, host: str, reset_passwords: bool) -> None:
-    """Try Mimamori out: migrate, seed a demo tenant, print its logins and serve the app.
+    """Try Mimamori out: migrate, seed a demo tenant, print its logins and run everything.
 
-    Uses the embedded defaults (a SQLite file under the instance folder) unless DATABASE_URL says
-    otherwise. Running it again reuses the demo tenant and issues fresh API tokens.
+    Web app, RQ worker and the clock run in this one process, on the embedded defaults (a SQLite
+    file under the instance folder, an embedded Redis) unless DATABASE_URL / REDIS_URL say
+    otherwise; the demo tenant uses the sandbox channel. Running it again reuses the demo tenant
+    and issues fresh API tokens.
     """
     app = info.load_app()
     if app.config["MIMAMORI_ENV"] == "production":
@@ -184,6 +191,8 @@ def dev(info: ScriptInfo, port: int, host: str, reset_passwords: bool) -> None:
         login = seed_demo(reset_passwords=reset_passwords)
         db.session.commit()
     click.echo(_login_details(login, f"http://localhost:{port}"))
+    ensure_redis(app)
+    start_background(app)
     start_web(app, host, port)
 
 

@@ -21,6 +21,10 @@ BODIES = {
     ("/api/v1/groups/<int:group_id>", "PATCH"): {"name": "別名"},
     ("/api/v1/check-policies/<int:policy_id>", "PATCH"): {"name": "別名"},
     ("/api/v1/alert-chains/<int:chain_id>", "PATCH"): {"name": "別名"},
+    ("/api/v1/checks/<int:check_id>/answer", "POST"): {},
+    ("/api/v1/incidents/<int:incident_id>/acknowledge", "POST"): {"by": "某"},
+    ("/api/v1/incidents/<int:incident_id>/resolve", "POST"): {"outcome": "safe"},
+    ("/api/v1/incidents/<int:incident_id>/notes", "POST"): {"note": "覗き見"},
 }
 OPERATOR_PREFIX = "/api/v1/tenants"
 
@@ -34,6 +38,7 @@ def victim(clean_app, make_tenant):
     group = created(a.api.post("/api/v1/groups", {"name": "北町"}))
     resident = created(a.api.post("/api/v1/residents", resident_body(
         check_policy_id=policy["id"], group_ids=[group["id"]])))
+    round_ = created(a.api.post("/api/v1/rounds", {"message": "地震がありました"}))
     with clean_app.app_context(), bind_tenant(a.id):
         now = datetime.now(UTC)
         check = Check(resident_id=resident["id"], occurrence="t", scheduled_at=now,
@@ -45,7 +50,7 @@ def victim(clean_app, make_tenant):
         db.session.commit()
         ids = {"resident_id": resident["id"], "contact_id": resident["contacts"][0]["id"],
                "group_id": group["id"], "policy_id": policy["id"], "chain_id": chain["id"],
-               "check_id": check.id, "incident_id": incident.id}
+               "check_id": check.id, "incident_id": incident.id, "round_id": round_["id"]}
     return a, ids
 
 
@@ -77,13 +82,15 @@ def test_every_endpoint_answers_404_for_another_tenants_ids(clean_app, make_tena
     resident = a.api.get(f"/api/v1/residents/{ids['resident_id']}").get_json()
     assert resident["notes"] is None and resident["paused_until"] is None
     assert len(resident["contacts"]) == 1
+    incident = a.api.get(f"/api/v1/incidents/{ids['incident_id']}").get_json()
+    assert incident["status"] == "open" and incident["timeline"] == []
 
 
 def test_lists_show_only_the_callers_tenant(make_tenant, victim):
     """Do tenant B's lists come back empty while tenant A has data everywhere?"""
     b = make_tenant("tenant-b", "B市")
     for path in ("/api/v1/residents", "/api/v1/groups", "/api/v1/check-policies",
-                 "/api/v1/alert-chains", "/api/v1/checks", "/api/v1/incidents"):
+                 "/api/v1/alert-chains", "/api/v1/checks", "/api/v1/incidents", "/api/v1/rounds"):
         assert b.api.get(path).get_json() == {"items": [], "next": None}, path
 
 

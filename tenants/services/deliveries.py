@@ -1,0 +1,140 @@
+"""Deliveries: choosing a working channel, writing each attempt, recording what providers said."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mimamori.extensions import db
+from tenants.models import Delivery, Tenant
+from tenants.tenancy import bound_tenant_id
+
+PENDING = ("queued", "retry")
+# How far each status is along; a late callback never moves a delivery backwards.
+STATUS_RANK = {"queued": 0, "retry": 1, "sending": 2, "sent": 3, "delivered": 4, "read": 5,
+               "answered": 6, "blocked": 6, "failed": 6, "busy": 6, "no_answer": 6, "canceled": 7}
+FINAL = {"delivered", "read", "answered", "blocked", "failed", "busy", "no_answer", "canceled"}
+
+
+def insert_ignoring_duplicates(model: Any) -> Insert:
+    """An INSERT that skips rows whose unique key exists (the engine's idempotency)."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    return dialect.insert(model).on_conflict_do_nothing()
+
+
+def channel_address(channel: str, phone: str | None, line_user_id: str | None,
+                    line_blocked: bool = False) -> str | None:
+    if channel == "line":
+        return None if line_blocked else line_user_id
+    return phone
+
+
+def tenant_supports(tenant: Tenant, channel: str) -> bool:
+    """Sandbox tenants simulate every channel; others need that provider's credentials."""
+    if tenant.is_sandbox:
+        return True
+    return tenant.line_configured if channel == "line" else tenant.twilio_configured
+
+
+def first_working(tenant: Tenant, channels: Sequence[str], phone: str | None,
+                  line_user_id: str | None, line_blocked: bool = False,
+                  skip: Iterable[str] = ()) -> tuple[str, str] | None:
+    """The first channel of a person's order that can reach them now, with its address."""
+    skipped = set(skip)
+    for channel in channels:
+        if channel in skipped or not tenant_supports(tenant, channel):
+            continue
+        address = channel_address(channel, phone, line_user_id, line_blocked)
+        if address:
+            return channel, address
+    return None
+
+
+def preferred(tenant: Tenant, wanted: str | None, channels: Sequence[str], phone: str | None,
+              line_user_id: str | None, line_blocked: bool = False) -> tuple[str, str] | None:
+    """An alert step's channel when the person can be reached that way, else their own order."""
+    if wanted and tenant_supports(tenant, wanted):
+        address = channel_address(wanted, phone, line_user_id, line_blocked)
+        if address:
+            return wanted, address
+    return first_working(tenant, channels, phone, line_user_id, line_blocked)
+
+
+def _local(tenant: Tenant, at: datetime) -> datetime:
+    return at.astimezone(tenant.zone)
+
+
+def quiet_hours_end(tenant: Tenant, at: datetime) -> datetime | None:
+    """When quiet hours end if `at` falls inside them (voice calls wait), else None."""
+    local = _local(tenant, at)
+    start, end, clock = tenant.quiet_hours_start, tenant.quiet_hours_end, local.time()
+    inside = (start <= clock or clock < end) if start > end else (start <= clock < end)
+    if not inside:
+        return None
+    day = local.date() if clock < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=tenant.zone)
+
+
+def delivery_row(*, key: str, purpose: str, recipient_type: str, recipient_id: int | None,
+                 channel: str, address: str, body: str, now: datetime, tenant: Tenant,
+                 check_id: int | None = None, incident_id: int | None = None,
+                 round_id: int | None = None) -> dict[str, Any]:
+    """A delivery to insert; voice calls inside quiet hours wait for them to end."""
+    not_before = quiet_hours_end(tenant, now) if channel == "voice" else None
+    return {"tenant_id": tenant.id, "idempotency_key": key, "purpose": purpose,
+            "recipient_type": recipient_type, "recipient_id": recipient_id, "channel": channel,
+            "address": address, "body": body, "status": "queued", "check_id": check_id,
+            "incident_id": incident_id, "round_id": round_id, "attempts": 0,
+            "not_before": not_before, "created_at": now, "updated_at": now}
+
+
+def insert_deliveries(rows: list[dict[str, Any]]) -> list[int]:
+    """Insert deliveries, skipping any already written for the same key; ids of the new ones."""
+    if not rows:
+        return []
+    statement = insert_ignoring_duplicates(Delivery).returning(Delivery.id)
+    ids: list[int] = []
+    for start in range(0, len(rows), 5000):
+        ids.extend(db.session.scalars(statement, rows[start:start + 5000]).all())
+    return ids
+
+
+def cancel_pending(*, check_id: int | None = None, incident_id: int | None = None,
+                   now: datetime) -> int:
+    """Stop everything not yet sent for a check or incident (an answer or acknowledgement came)."""
+    condition = Delivery.check_id == check_id if check_id is not None else (
+        Delivery.incident_id == incident_id)
+    result = db.session.execute(
+        update(Delivery).where(condition, Delivery.status.in_(PENDING))
+        .values(status="canceled", updated_at=now).execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def advance_status(delivery: Delivery, status: str, now: datetime, error: str | None = None) -> bool:
+    """Move a delivery forward only; returns whether anything changed."""
+    if STATUS_RANK.get(status, 0) <= STATUS_RANK.get(delivery.status, 0):
+        return False
+    delivery.status = status
+    delivery.updated_at = now
+    if error:
+        delivery.error = error[:300]
+    return True
+
+
+def due_for_dispatch(now: datetime, stale_after: timedelta) -> list[Delivery]:
+    """Deliveries that should be on a queue but may not be (Redis lost them, a worker died)."""
+    tenant_id = bound_tenant_id()
+    stale = now - stale_after
+    return list(db.session.scalars(
+        select(Delivery).where(
+            Delivery.tenant_id == tenant_id,
+            Delivery.status.in_((*PENDING, "sending")),
+            (Delivery.not_before.is_(None)) | (Delivery.not_before <= now),
+            (Delivery.enqueued_at.is_(None)) | (Delivery.enqueued_at <= stale),
+        ).order_by(Delivery.id)
+    ))

@@ -1,0 +1,252 @@
+"""Incidents (未確認案件): opened when a check goes unanswered, escalated along the alert chain,
+acknowledged by a contact, resolved by staff — every step on the incident's timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from mimamori.extensions import db
+from tenants import messages
+from tenants.errors import Conflict, NotFound
+from tenants.models import (
+    AlertStep,
+    Check,
+    CheckPolicy,
+    Contact,
+    Group,
+    GroupMember,
+    Incident,
+    IncidentEvent,
+    Resident,
+    Tenant,
+)
+from tenants.services import deliveries
+from tenants.services.deliveries import delivery_row, insert_ignoring_duplicates, preferred
+
+CHANNEL_NAMES = {"line": "LINE", "sms": "SMS", "voice": "電話"}
+MAX_STEPS_PER_TICK = 20  # a chain has at most 20 steps
+
+
+def add_event(incident_id: int, kind: str, detail: str, at: datetime,
+              data: dict[str, Any] | None = None) -> None:
+    db.session.add(IncidentEvent(incident_id=incident_id, kind=kind, detail=detail, at=at,
+                                 data=data))
+
+
+def get_incident(incident_id: int) -> Incident:
+    incident = db.session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"no incident {incident_id}")
+    return incident
+
+
+def _steps_for(check: Check) -> list[AlertStep]:
+    if check.policy_id is None:
+        return []
+    policy = db.session.get(CheckPolicy, check.policy_id)
+    if policy is None or policy.alert_chain_id is None:
+        return []
+    return list(db.session.scalars(select(AlertStep).where(
+        AlertStep.chain_id == policy.alert_chain_id).order_by(AlertStep.position)))
+
+
+def _chain_base(check: Check, incident: Incident) -> datetime:
+    """Steps count from the end of the response window; a failed check's from when it failed."""
+    return check.window_ends_at if check.status == "missed" else incident.opened_at
+
+
+def open_incidents(checks: list[Check], now: datetime) -> list[Incident]:
+    """Open one incident per missed or failed scheduled check (rounds are followed up apart)."""
+    scheduled = [c for c in checks if c.round_id is None]
+    if not scheduled:
+        return []
+    db.session.execute(insert_ignoring_duplicates(Incident), [
+        {"tenant_id": c.tenant_id, "check_id": c.id, "resident_id": c.resident_id,
+         "status": "open", "escalated": False, "opened_at": now} for c in scheduled])
+    opened = list(db.session.scalars(select(Incident).where(
+        Incident.check_id.in_([c.id for c in scheduled]), Incident.next_step_position.is_(None),
+        Incident.status == "open")))
+    by_id = {c.id: c for c in scheduled}
+    for incident in opened:
+        check = by_id[incident.check_id]
+        steps = _steps_for(check)
+        base = _chain_base(check, incident)
+        incident.next_step_position = 0
+        incident.next_step_at = base + timedelta(minutes=steps[0].after_minutes) if steps else None
+        reason = ("応答がないまま確認期限を過ぎました" if check.status == "missed"
+                  else "どの連絡手段でも安否確認を届けられませんでした")
+        add_event(incident.id, "opened", reason, now, {"check_status": check.status})
+        if not steps:
+            add_event(incident.id, "chain", "通知順序が設定されていません", now)
+    return opened
+
+
+def _person_targets(tenant: Tenant, incident: Incident, step: AlertStep,
+                    resident: Resident) -> list[dict[str, Any]]:
+    """Everyone a step should reach: (type, id, name, channels, phone, line id)."""
+    if step.target == "resident":
+        return [{"type": "resident", "id": resident.id, "name": resident.name,
+                 "channels": resident.channels, "phone": resident.phone,
+                 "line_user_id": resident.line_user_id, "blocked": resident.line_blocked}]
+    if step.target == "contacts":
+        contacts = db.session.scalars(select(Contact).where(
+            Contact.resident_id == resident.id,
+            *([Contact.priority == step.priority] if step.priority else []),
+        ).order_by(Contact.priority, Contact.id))
+        return [{"type": "contact", "id": c.id, "name": c.name, "channels": c.channels,
+                 "phone": c.phone, "line_user_id": c.line_user_id} for c in contacts]
+    if step.target == "group_leader":
+        targets = []
+        groups = db.session.scalars(select(Group).join(
+            GroupMember, GroupMember.group_id == Group.id).where(
+            GroupMember.resident_id == resident.id).order_by(Group.id))
+        for group in groups:
+            leader = (db.session.get(Resident, group.leader_resident_id)
+                      if group.leader_resident_id else None)
+            if leader is not None and leader.id != resident.id:
+                targets.append({"type": "leader", "id": group.id, "name": leader.name,
+                                "channels": leader.channels, "phone": leader.phone,
+                                "line_user_id": leader.line_user_id,
+                                "blocked": leader.line_blocked})
+            elif group.leader_phone or group.leader_line_user_id:
+                targets.append({"type": "leader", "id": group.id,
+                                "name": group.leader_name or group.name,
+                                "channels": ["line", "sms", "voice"], "phone": group.leader_phone,
+                                "line_user_id": group.leader_line_user_id})
+        return targets
+    return [{"type": "staff", "id": index, "name": person.get("name", "担当職員"),
+             "channels": person.get("channels") or ["line", "sms", "voice"],
+             "phone": person.get("phone"), "line_user_id": person.get("line_user_id")}
+            for index, person in enumerate(tenant.on_duty or [])]
+
+
+def _fire_step(tenant: Tenant, incident: Incident, check: Check, step: AlertStep,
+               now: datetime) -> list[dict[str, Any]]:
+    resident = db.session.get(Resident, incident.resident_id)
+    assert resident is not None
+    label = {"resident": "本人", "contacts": "緊急連絡先", "group_leader": "グループリーダー",
+             "staff": "担当職員"}[step.target]
+    add_event(incident.id, "step", f"通知順序 {step.position + 1}: {label}に連絡します", now,
+              {"position": step.position, "target": step.target, "channel": step.channel})
+    if step.target == "staff" and not incident.escalated:
+        incident.escalated = True
+        add_event(incident.id, "escalation", "職員対応が必要な案件になりました", now)
+    rows = []
+    for person in _person_targets(tenant, incident, step, resident):
+        choice = preferred(tenant, step.channel, person["channels"], person["phone"],
+                           person["line_user_id"], person.get("blocked", False))
+        if choice is None:
+            add_event(incident.id, "skip", f"{person['name']}さんに届く連絡手段がありません", now)
+            continue
+        channel, address = choice
+        if person["type"] == "staff":
+            body = messages.staff_text(tenant.name, resident.name)
+        else:
+            body = messages.alert_text(tenant.name, resident.name, channel,
+                                       to_resident=person["type"] == "resident")
+        rows.append(delivery_row(
+            key=f"step:{incident.id}:{step.position}:{person['type']}:{person['id']}",
+            purpose="alert", recipient_type=person["type"], recipient_id=person["id"],
+            channel=channel, address=address, body=body, now=now, tenant=tenant,
+            check_id=check.id if person["type"] == "resident" else None, incident_id=incident.id))
+    if not rows:
+        add_event(incident.id, "skip", f"通知順序 {step.position + 1}: 連絡できる相手がいません",
+                  now)
+    return rows
+
+
+def fire_due_steps(tenant: Tenant, now: datetime) -> list[int]:
+    """Fire every alert-chain step that is due; each exactly once, however many clocks run.
+
+    A tick that comes late fires every step that has come due since, in order.
+    """
+    rows: list[dict[str, Any]] = []
+    for _ in range(MAX_STEPS_PER_TICK):
+        due = db.session.scalars(select(Incident).where(
+            Incident.status == "open", Incident.next_step_at <= now).order_by(Incident.id)).all()
+        if not due:
+            break
+        for incident in due:
+            rows += _fire_next_step(tenant, incident, now)
+        db.session.flush()
+    return deliveries.insert_deliveries(rows)
+
+
+def _fire_next_step(tenant: Tenant, incident: Incident, now: datetime) -> list[dict[str, Any]]:
+    check = db.session.get(Check, incident.check_id)
+    assert check is not None
+    steps = _steps_for(check)
+    position = incident.next_step_position or 0
+    if position >= len(steps):
+        incident.next_step_at = None
+        return []
+    following = steps[position + 1] if position + 1 < len(steps) else None
+    next_at = (_chain_base(check, incident) + timedelta(minutes=following.after_minutes)
+               if following else None)
+    claimed = db.session.execute(
+        update(Incident).where(Incident.id == incident.id, Incident.next_step_position == position,
+                               Incident.status == "open")
+        .values(next_step_position=position + 1, next_step_at=next_at)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(incident)
+    if not claimed:
+        return []  # another clock fired this step
+    rows = _fire_step(tenant, incident, check, steps[position], now)
+    if following is None:
+        add_event(incident.id, "chain", "通知順序の最後まで連絡しました。職員の対応を待っています", now)
+    return rows
+
+
+def _stop(incident: Incident, at: datetime) -> None:
+    incident.next_step_at = None
+    deliveries.cancel_pending(incident_id=incident.id, now=at)
+
+
+def resolve_by_answer(check: Check, via: str, at: datetime) -> None:
+    incident = db.session.scalar(select(Incident).where(Incident.check_id == check.id))
+    if incident is None:
+        return
+    add_event(incident.id, "answer",
+              f"本人から応答がありました({CHANNEL_NAMES.get(via, via)})", at, {"via": via})
+    if incident.status != "resolved":
+        incident.status = "resolved"
+        incident.outcome = "safe"
+        incident.resolved_at = at
+        incident.outcome_note = incident.outcome_note or "本人の応答により自動で解決"
+        _stop(incident, at)
+
+
+def acknowledge(incident: Incident, by: str, at: datetime, note: str | None = None) -> bool:
+    """A contact or staff member will go and see: the chain stops; staff still resolve it."""
+    if incident.status != "open":
+        return False
+    incident.status = "acknowledged"
+    incident.acknowledged_at = at
+    incident.acknowledged_by = by[:200]
+    _stop(incident, at)
+    add_event(incident.id, "acknowledgement", f"{by}さんが対応します" + (f":{note}" if note else ""), at)
+    return True
+
+
+def resolve(incident: Incident, outcome: str, note: str | None, user_id: int | None,
+            at: datetime) -> Incident:
+    if incident.status == "resolved":
+        raise Conflict("the incident is already resolved",
+                       {"outcome": [f"Already resolved as {incident.outcome}."]})
+    incident.status = "resolved"
+    incident.outcome = outcome
+    incident.outcome_note = note
+    incident.resolved_at = at
+    incident.resolved_by_user_id = user_id
+    _stop(incident, at)
+    add_event(incident.id, "resolution", f"対応結果: {outcome}" + (f"({note})" if note else ""), at,
+              {"outcome": outcome})
+    return incident
+
+
+def add_note(incident: Incident, note: str, at: datetime) -> None:
+    add_event(incident.id, "note", note, at)

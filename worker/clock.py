@@ -1,0 +1,115 @@
+"""The clock: one `tick` plans, reminds, escalates and reconciles every tenant as of `now`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from mimamori.extensions import db
+from tenants.models import Check, Delivery, Tenant
+from tenants.services import checks, deliveries, incidents
+from tenants.tenancy import all_tenants, bind_tenant
+from tenants.types import utcnow
+from worker import dispatch
+from worker.queues import enqueue
+
+log = logging.getLogger(__name__)
+
+# A delivery on a queue this long without being sent is taken to be lost (Redis restart,
+# killed worker) and queued again; claims in the database keep it from being sent twice.
+STALE_AFTER = timedelta(minutes=2)
+
+
+@dataclass
+class TickReport:
+    tenants: int = 0
+    checks_created: int = 0
+    checks_failed: int = 0
+    reminders: int = 0
+    missed: int = 0
+    steps_deliveries: int = 0
+    enqueued: int = 0
+
+    def add(self, other: TickReport) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def enqueue_due(tenant: Tenant, now: datetime) -> int:
+    """Queue every delivery that should be on a queue now: new ones, retries whose wait is
+    over, voice calls whose quiet hours ended, and any a lost job left behind."""
+    due = deliveries.due_for_dispatch(now, STALE_AFTER)
+    if not due:
+        return 0
+    interrupted = [d.id for d in due if d.status == "sending"]
+    if interrupted:
+        db.session.execute(update(Delivery).where(Delivery.id.in_(interrupted),
+                                                  Delivery.status == "sending")
+                           .values(status="retry").execution_options(synchronize_session=False))
+    return queue_deliveries(tenant.id, [d.id for d in due], now)
+
+
+def queue_deliveries(tenant_id: int, ids: list[int], now: datetime) -> int:
+    """Put deliveries on the queue in send-sized jobs, recording when."""
+    jobs = dispatch.assign_batches(tenant_id, ids)
+    db.session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=now)
+                       .execution_options(synchronize_session=False))
+    db.session.commit()  # retry keys are stored before any job can send
+    for job_ids in jobs:
+        enqueue("worker.jobs.send_deliveries", tenant_id, job_ids)
+    return len(ids)
+
+
+def tick_tenant(tenant: Tenant, now: datetime) -> TickReport:
+    """One pass for the bound tenant; each stage commits, so a crash loses nothing."""
+    report = TickReport(tenants=1)
+    planned = checks.plan_checks(tenant, now)
+    report.checks_created, report.checks_failed = planned.checks, len(planned.failed_check_ids)
+    if planned.failed_check_ids:
+        incidents.open_incidents(list(db.session.scalars(
+            select(Check).where(Check.id.in_(planned.failed_check_ids)))), now)
+    db.session.commit()
+    report.reminders = len(checks.send_reminders(tenant, now))
+    db.session.commit()
+    missed = checks.close_windows(now)
+    incidents.open_incidents(missed, now)
+    report.missed = len(missed)
+    db.session.commit()
+    report.steps_deliveries = len(incidents.fire_due_steps(tenant, now))
+    db.session.commit()
+    report.enqueued = enqueue_due(tenant, now)
+    return report
+
+
+def tick(now: datetime | None = None) -> TickReport:
+    """Run one pass for every active tenant as of `now` (default: the current instant)."""
+    now = now or utcnow()
+    with all_tenants():
+        tenant_ids = db.session.scalars(select(Tenant.id).where(Tenant.active.is_(True))
+                                        .order_by(Tenant.id)).all()
+    report = TickReport()
+    for tenant_id in tenant_ids:
+        with bind_tenant(tenant_id):
+            tenant = db.session.get(Tenant, tenant_id)
+            try:
+                report.add(tick_tenant(tenant, now))
+            except Exception:
+                # One tenant's failure (say, Redis briefly down) must not stop the others;
+                # everything is re-derived from the database on the next tick.
+                db.session.rollback()
+                log.exception("tick failed for tenant %s", tenant_id)
+    return report
+
+
+def run_forever(interval_seconds: int = 60) -> None:
+    """Tick at the start of every minute until stopped."""
+    while True:
+        started = time.time()
+        report = tick()
+        log.info("tick %s", report)
+        db.session.remove()
+        time.sleep(max(1.0, interval_seconds - (time.time() - started) % interval_seconds))

@@ -1,0 +1,276 @@
+"""Sending deliveries through the channel adapters and recording what happened, row by row.
+
+A delivery is claimed (`queued`/`retry` → `sending`) and committed before the provider call and
+updated after it, so a crash in between leaves a `sending` row that the clock re-queues; LINE
+recognises the stored X-Line-Retry-Key of such a batch and does not deliver it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from mimamori.extensions import db
+from tenants import messages
+from tenants.models import Check, Contact, Delivery, Incident, Resident, Tenant
+from tenants.services import deliveries, incidents
+from tenants.services.deliveries import delivery_row, first_working
+from tenants.types import utcnow
+from worker.channels import Batch, ChannelAdapter, ChannelCredentials, Message, Recipient, SendResult
+
+log = logging.getLogger(__name__)
+
+LINE_BATCH = 500
+OTHER_BATCH = 50
+INLINE_RETRY_LIMIT_SECONDS = 10
+INLINE_ATTEMPTS = 3
+CHANNEL_NAMES = incidents.CHANNEL_NAMES
+
+
+def credentials(tenant: Tenant) -> ChannelCredentials:
+    return ChannelCredentials(
+        tenant_slug=tenant.slug, line_channel_access_token=tenant.line_channel_access_token,
+        twilio_account_sid=tenant.twilio_account_sid, twilio_auth_token=tenant.twilio_auth_token,
+        twilio_from_number=tenant.twilio_from_number)
+
+
+def adapter_for(tenant: Tenant, channel: str) -> ChannelAdapter:
+    from worker import line, sandbox, sms, voice
+
+    if tenant.is_sandbox:
+        return sandbox.SandboxAdapter()
+    config = current_app.config
+    if channel == "line":
+        return line.LineAdapter(config["LINE_API_BASE_URL"])
+    if channel == "sms":
+        return sms.SmsAdapter(config["TWILIO_API_BASE_URL"])
+    return voice.VoiceAdapter(config["TWILIO_API_BASE_URL"])
+
+
+def _rate_limit(tenant: Tenant, channel: str) -> None:
+    """Wait for this tenant's share of the provider's rate, across every worker process."""
+    from worker.queues import redis_connection
+    from worker.ratelimit import TokenBucket
+
+    if tenant.is_sandbox:
+        return
+    rate = {"line": 200, "sms": 10, "voice": tenant.twilio_calls_per_second}[channel]
+    bucket = TokenBucket(redis_connection(), f"mimamori:rate:{tenant.id}:{channel}", rate, rate)
+    wait = bucket.acquire()
+    if wait > 0:
+        time.sleep(wait)
+
+
+def assign_batches(tenant_id: int, delivery_ids: list[int]) -> list[list[int]]:
+    """Split deliveries into the jobs that will send them; LINE batches get their retry key now,
+    stored before any request, so a retried batch is the same request to LINE."""
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.channel, Delivery.body, Delivery.retry_key,
+               Delivery.purpose, Delivery.incident_id, Delivery.check_id)
+        .where(Delivery.id.in_(delivery_ids)).order_by(Delivery.id)
+    ).all() if delivery_ids else []
+    groups: dict[Any, list[Any]] = defaultdict(list)
+    for row in rows:
+        if row.channel == "line":
+            groups[("line", row.retry_key or "", row.body, row.purpose, row.incident_id)].append(row)
+        else:
+            groups[("other",)].append(row)
+    jobs: list[list[int]] = []
+    for key, members in groups.items():
+        if key[0] != "line":
+            jobs += [[r.id for r in members[i:i + OTHER_BATCH]]
+                     for i in range(0, len(members), OTHER_BATCH)]
+            continue
+        if key[1]:  # already keyed: keep the batch exactly as first sent
+            jobs.append([r.id for r in members])
+            continue
+        for start in range(0, len(members), LINE_BATCH):
+            chunk = [r.id for r in members[start:start + LINE_BATCH]]
+            db.session.execute(update(Delivery).where(Delivery.id.in_(chunk))
+                               .values(retry_key=str(uuid.uuid4()))
+                               .execution_options(synchronize_session=False))
+            jobs.append(chunk)
+    return jobs
+
+
+def _answer_data(delivery: Delivery, checks: dict[int, Check]) -> tuple[str | None, str]:
+    if delivery.recipient_type == "staff":
+        return None, messages.ANSWER_LABEL
+    if delivery.recipient_type in ("contact", "leader") and delivery.incident_id:
+        return f"ack:{delivery.incident_id}", "見に行きます"
+    check = checks.get(delivery.check_id or 0)
+    if check is None:
+        return None, messages.ANSWER_LABEL
+    return messages.answer_data(check.occurrence), messages.ANSWER_LABEL
+
+
+def _twilio_urls(tenant: Tenant, delivery: Delivery) -> tuple[str, str]:
+    base = f"{current_app.config['PUBLIC_BASE_URL']}/webhooks/twilio/{tenant.slug}"
+    return f"{base}/status?delivery={delivery.id}", f"{base}/voice?delivery={delivery.id}"
+
+
+def _batches(tenant: Tenant, claimed: list[Delivery], checks: dict[int, Check]) -> Iterable[Batch]:
+    line_groups: dict[Any, list[Delivery]] = defaultdict(list)
+    for delivery in claimed:
+        if delivery.channel == "line":
+            line_groups[(delivery.retry_key, delivery.body, _answer_data(delivery, checks))].append(
+                delivery)
+            continue
+        status_url, voice_url = _twilio_urls(tenant, delivery)
+        data, label = _answer_data(delivery, checks)
+        yield Batch(message=Message(text=delivery.body or "", answer_data=data, answer_label=label,
+                                    voice_text=delivery.body, callback_url=status_url,
+                                    gather_url=voice_url),
+                    recipients=[Recipient(delivery.id, delivery.address or "")])
+    for (retry_key, body, (data, label)), members in line_groups.items():
+        yield Batch(message=Message(text=body or "", answer_data=data, answer_label=label),
+                    recipients=[Recipient(d.id, d.address or "") for d in members],
+                    retry_key=retry_key or str(uuid.uuid4()))
+
+
+def _send(tenant: Tenant, batch: Batch, channel: str) -> list[SendResult]:
+    """Send one batch, retrying briefly in place when the provider asks us to wait."""
+    adapter = adapter_for(tenant, channel)
+    creds = credentials(tenant)
+    results: list[SendResult] = []
+    for attempt in range(INLINE_ATTEMPTS):
+        _rate_limit(tenant, channel)
+        results = adapter.send(creds, batch)
+        if not any(r.status == "retry" for r in results) or attempt == INLINE_ATTEMPTS - 1:
+            break
+        wait = max((r.retry_after or 2 ** attempt) for r in results if r.status == "retry")
+        if wait > INLINE_RETRY_LIMIT_SECONDS:
+            break
+        time.sleep(wait)
+    return results
+
+
+def _backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 1800))
+
+
+def record(tenant: Tenant, delivery: Delivery, result: SendResult, now: datetime) -> list[int]:
+    """Store one result; a blocked or failed first contact falls back to the next channel."""
+    delivery.provider_ref = result.provider_ref or delivery.provider_ref
+    if result.status == "sent":
+        delivery.status, delivery.sent_at, delivery.error = "sent", now, None
+    elif result.status == "retry":
+        delivery.status = "retry"
+        delivery.error = (result.error or "provider asked to retry")[:300]
+        delivery.not_before = now + (timedelta(seconds=result.retry_after) if result.retry_after
+                                     else _backoff(delivery.attempts))
+    else:
+        delivery.status = result.status
+        delivery.error = (result.error or result.status)[:300]
+    delivery.updated_at = now
+    if delivery.incident_id:
+        outcome = {"sent": "送信しました", "retry": "再試行します", "blocked": "届きません",
+                   "failed": "送信できませんでした"}[result.status]
+        incidents.add_event(delivery.incident_id, "delivery",
+                            f"{CHANNEL_NAMES[delivery.channel]}: {outcome}", now,
+                            {"delivery_id": delivery.id, "status": result.status})
+    if result.status in ("blocked", "failed"):
+        return fall_back(tenant, delivery, now)
+    return []
+
+
+def _person(delivery: Delivery) -> Any:
+    if delivery.recipient_type == "resident":
+        return db.session.get(Resident, delivery.recipient_id)
+    if delivery.recipient_type == "contact":
+        return db.session.get(Contact, delivery.recipient_id)
+    return None
+
+
+def fall_back(tenant: Tenant, delivery: Delivery, now: datetime) -> list[int]:
+    """Try the person's next working channel; a check nobody can deliver fails at once."""
+    person = _person(delivery)
+    if delivery.channel == "line" and isinstance(person, Resident) and delivery.status == "blocked":
+        person.line_blocked = True
+    tried = set(db.session.scalars(select(Delivery.channel).where(
+        Delivery.purpose == delivery.purpose, Delivery.recipient_type == delivery.recipient_type,
+        Delivery.recipient_id == delivery.recipient_id,
+        Delivery.check_id.is_(None) if delivery.check_id is None
+        else Delivery.check_id == delivery.check_id,
+        Delivery.incident_id.is_(None) if delivery.incident_id is None
+        else Delivery.incident_id == delivery.incident_id)))
+    choice = None
+    if person is not None:
+        choice = first_working(tenant, person.channels, person.phone, person.line_user_id,
+                               getattr(person, "line_blocked", False), skip=tried)
+    if choice is not None:
+        channel, address = choice
+        # A check's deliveries are keyed by channel; others chain the fallback onto their key.
+        key = (delivery.idempotency_key.rsplit(":", 1)[0] + f":{channel}"
+               if delivery.purpose == "check" else f"{delivery.idempotency_key}>{channel}")
+        row = delivery_row(key=key,
+                           purpose=delivery.purpose, recipient_type=delivery.recipient_type,
+                           recipient_id=delivery.recipient_id, channel=channel, address=address,
+                           body=_rephrase(tenant, delivery, channel), now=now, tenant=tenant,
+                           check_id=delivery.check_id, incident_id=delivery.incident_id,
+                           round_id=delivery.round_id)
+        if delivery.check_id and delivery.purpose in ("check", "round"):
+            db.session.execute(update(Check).where(Check.id == delivery.check_id)
+                               .values(channel=channel))
+        return deliveries.insert_deliveries([row])
+    if delivery.check_id and delivery.purpose in ("check", "round"):
+        failed = db.session.scalars(
+            update(Check).where(Check.id == delivery.check_id, Check.status == "sent")
+            .values(status="failed").returning(Check.id)
+            .execution_options(synchronize_session=False)).all()
+        if failed:
+            incidents.open_incidents(
+                list(db.session.scalars(select(Check).where(Check.id.in_(failed)))), now)
+    elif delivery.incident_id:
+        incidents.add_event(delivery.incident_id, "skip",
+                            "ほかに届く連絡手段がありません", now)
+    return []
+
+
+def _rephrase(tenant: Tenant, delivery: Delivery, channel: str) -> str:
+    """The same message for another channel (a LINE text does not fit a phone call)."""
+    if delivery.purpose == "check":
+        return {"line": messages.check_text, "sms": messages.check_sms,
+                "voice": messages.check_voice}[channel](tenant.name)
+    if delivery.purpose == "reminder":
+        return messages.reminder_text(tenant.name, channel)
+    if delivery.purpose == "alert" and delivery.recipient_type in ("contact", "resident"):
+        incident = db.session.get(Incident, delivery.incident_id)
+        resident = db.session.get(Resident, incident.resident_id) if incident else None
+        if resident is not None:
+            return messages.alert_text(tenant.name, resident.name, channel,
+                                       delivery.recipient_type == "resident")
+    return delivery.body or ""
+
+
+def dispatch(tenant: Tenant, delivery_ids: list[int]) -> list[int]:
+    """Send these deliveries; returns ids of fallback deliveries that now need sending."""
+    now = utcnow()
+    claimed_ids = db.session.scalars(
+        update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.status.in_(("queued", "retry")))
+        .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
+        .returning(Delivery.id).execution_options(synchronize_session=False)
+    ).all()
+    db.session.commit()  # the claim is durable before any provider hears of it
+    if not claimed_ids:
+        return []
+    claimed = list(db.session.scalars(select(Delivery).where(Delivery.id.in_(claimed_ids))
+                                      .order_by(Delivery.id)))
+    check_ids = {d.check_id for d in claimed if d.check_id}
+    checks = {c.id: c for c in db.session.scalars(select(Check).where(Check.id.in_(check_ids)))}
+    by_id = {d.id: d for d in claimed}
+    follow_up: list[int] = []
+    for batch in _batches(tenant, claimed, checks):
+        channel = by_id[batch.recipients[0].delivery_id].channel
+        for result in _send(tenant, batch, channel):
+            follow_up += record(tenant, by_id[result.delivery_id], result, utcnow())
+        db.session.commit()
+    return follow_up

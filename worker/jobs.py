@@ -1,0 +1,65 @@
+"""RQ jobs. Each takes a tenant id and row ids, binds that tenant, and is safe to run twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask, has_app_context
+
+from mimamori.extensions import db
+from tenants.models import Tenant
+from tenants.tenancy import bind_tenant
+from tenants.types import utcnow
+
+_app: Flask | None = None
+
+
+@contextmanager
+def app_context() -> Iterator[None]:
+    """The worker's app context (one app per process, made on first use)."""
+    global _app
+    if has_app_context():
+        yield
+        return
+    if _app is None:
+        from wsgi import create_app
+
+        _app = create_app()
+    with _app.app_context():
+        yield
+
+
+def send_deliveries(tenant_id: int, delivery_ids: list[int]) -> int:
+    """Send these deliveries of one tenant; queue at once any fallback they lead to."""
+    from worker import dispatch
+    from worker.clock import queue_deliveries
+
+    with app_context(), bind_tenant(tenant_id):
+        try:
+            tenant = db.session.get(Tenant, tenant_id)
+            if tenant is None:
+                return 0
+            follow_up = dispatch.dispatch(tenant, delivery_ids)
+            if follow_up:
+                queue_deliveries(tenant_id, follow_up, utcnow())
+            return len(delivery_ids)
+        finally:
+            db.session.remove()
+
+
+def send_line_reply(tenant_id: int, reply_token: str, text: str) -> bool:
+    """Reply to a resident's or contact's LINE event, off the webhook's 2-second budget."""
+    from flask import current_app
+
+    from worker import line
+
+    with app_context():
+        try:
+            tenant = db.session.get(Tenant, tenant_id)
+            token = tenant.line_channel_access_token if tenant else None
+        finally:
+            db.session.remove()
+        if not token:
+            return False
+        return line.reply(current_app.config["LINE_API_BASE_URL"], token, reply_token, text)

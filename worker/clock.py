@@ -49,7 +49,10 @@ def enqueue_due(tenant: Tenant, now: datetime) -> int:
     if interrupted:
         db.session.execute(update(Delivery).where(Delivery.id.in_(interrupted),
                                                   Delivery.status == "sending")
-                           .values(status="retry").execution_options(synchronize_session=False))
+                           # updated_at keeps the claim's time: Twilio is searched from it.
+                           .values(status="retry", error=dispatch.INTERRUPTED,
+                                   updated_at=Delivery.updated_at)
+                           .execution_options(synchronize_session=False))
     return queue_deliveries(tenant.id, [d.id for d in due], now)
 
 

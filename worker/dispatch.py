@@ -1,8 +1,9 @@
 """Sending deliveries through the channel adapters and recording what happened, row by row.
 
 A delivery is claimed (`queued`/`retry` → `sending`) and committed before the provider call and
-updated after it, so a crash in between leaves a `sending` row that the clock re-queues; LINE
-recognises the stored X-Line-Retry-Key of such a batch and does not deliver it twice.
+updated after it, so a crash in between leaves a `sending` row that the clock re-queues as
+interrupted. LINE recognises the stored X-Line-Retry-Key of such a batch and does not deliver it
+twice; Twilio has no such key, so an interrupted SMS or call is first looked up with Twilio.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ OTHER_BATCH = 50
 INLINE_RETRY_LIMIT_SECONDS = 10
 INLINE_ATTEMPTS = 3
 CHANNEL_NAMES = incidents.CHANNEL_NAMES
+INTERRUPTED = "interrupted: the job stopped between the provider call and its record"
 
 
 def credentials(tenant: Tenant) -> ChannelCredentials:
@@ -55,16 +57,17 @@ def adapter_for(tenant: Tenant, channel: str) -> ChannelAdapter:
     return voice.VoiceAdapter(config["TWILIO_API_BASE_URL"])
 
 
-def _rate_limit(tenant: Tenant, channel: str) -> None:
+def _rate_limit(tenant: Tenant, channel: str, requests: int) -> None:
     """Wait for this tenant's share of the provider's rate, across every worker process."""
     from worker.queues import redis_connection
-    from worker.ratelimit import TokenBucket
+    from worker.ratelimit import DEFAULT_LIMITS, Limit, bucket_for
 
     if tenant.is_sandbox:
         return
-    rate = {"line": 200, "sms": 10, "voice": tenant.twilio_calls_per_second}[channel]
-    bucket = TokenBucket(redis_connection(), f"mimamori:rate:{tenant.id}:{channel}", rate, rate)
-    wait = bucket.acquire()
+    provider = {"line": "line", "sms": "twilio_messages", "voice": "twilio_calls"}[channel]
+    limits = {**DEFAULT_LIMITS, "twilio_calls": Limit(tenant.twilio_calls_per_second,
+                                                      tenant.twilio_calls_per_second)}
+    wait = bucket_for(redis_connection(), tenant.id, provider, limits).acquire(requests)
     if wait > 0:
         time.sleep(wait)
 
@@ -137,20 +140,49 @@ def _batches(tenant: Tenant, claimed: list[Delivery], checks: dict[int, Check]) 
 
 
 def _send(tenant: Tenant, batch: Batch, channel: str) -> list[SendResult]:
-    """Send one batch, retrying briefly in place when the provider asks us to wait."""
+    """Send one batch, retrying in place (only those not yet accepted) when the provider asks
+    for a short wait; a longer wait is left to the clock."""
     adapter = adapter_for(tenant, channel)
     creds = credentials(tenant)
-    results: list[SendResult] = []
+    final: dict[int, SendResult] = {}
+    pending = batch
     for attempt in range(INLINE_ATTEMPTS):
-        _rate_limit(tenant, channel)
-        results = adapter.send(creds, batch)
-        if not any(r.status == "retry" for r in results) or attempt == INLINE_ATTEMPTS - 1:
+        # LINE sends a batch in one request; Twilio makes one request per recipient.
+        _rate_limit(tenant, channel, 1 if channel == "line" else len(pending.recipients))
+        results = adapter.send(creds, pending)
+        final.update((r.delivery_id, r) for r in results)
+        retry = {r.delivery_id: r for r in results if r.status == "retry"}
+        if not retry or attempt == INLINE_ATTEMPTS - 1:
             break
-        wait = max((r.retry_after or 2 ** attempt) for r in results if r.status == "retry")
+        wait = max((r.retry_after or 2 ** attempt) for r in retry.values())
         if wait > INLINE_RETRY_LIMIT_SECONDS:
             break
         time.sleep(wait)
-    return results
+        pending = Batch(message=batch.message, retry_key=batch.retry_key,
+                        recipients=[r for r in pending.recipients if r.delivery_id in retry])
+    return list(final.values())
+
+
+def _already_sent(tenant: Tenant, delivery: Delivery, claimed_at: datetime) -> str | None:
+    """The SID of a message or call an interrupted job may already have made, per Twilio."""
+    from worker.sms import twilio_client
+
+    if tenant.is_sandbox or delivery.channel == "line":
+        return None
+    client = twilio_client(current_app.config["TWILIO_API_BASE_URL"], tenant.twilio_account_sid or "",
+                           tenant.twilio_auth_token or "")
+    # Searched from just before the interrupted claim, so the identical text of an earlier
+    # day's check is never mistaken for this one.
+    since = claimed_at - timedelta(minutes=1)
+    if delivery.channel == "sms":
+        for message in client.messages.list(to=delivery.address, date_sent_after=since, limit=50):
+            if message.body == delivery.body and message.date_created and message.date_created >= since:
+                return message.sid
+        return None
+    for call in client.calls.list(to=delivery.address, start_time_after=since, limit=50):
+        if call.date_created and call.date_created >= since:
+            return call.sid
+    return None
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -254,6 +286,9 @@ def _rephrase(tenant: Tenant, delivery: Delivery, channel: str) -> str:
 def dispatch(tenant: Tenant, delivery_ids: list[int]) -> list[int]:
     """Send these deliveries; returns ids of fallback deliveries that now need sending."""
     now = utcnow()
+    interrupted_at = dict(db.session.execute(
+        select(Delivery.id, Delivery.updated_at).where(Delivery.id.in_(delivery_ids),
+                                                       Delivery.error == INTERRUPTED)).all())
     claimed_ids = db.session.scalars(
         update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.status.in_(("queued", "retry")))
         .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
@@ -268,6 +303,12 @@ def dispatch(tenant: Tenant, delivery_ids: list[int]) -> list[int]:
     checks = {c.id: c for c in db.session.scalars(select(Check).where(Check.id.in_(check_ids)))}
     by_id = {d.id: d for d in claimed}
     follow_up: list[int] = []
+    for delivery in [d for d in claimed if d.error == INTERRUPTED and d.channel != "line"]:
+        sid = _already_sent(tenant, delivery, interrupted_at[delivery.id])
+        if sid is not None:
+            follow_up += record(tenant, delivery, SendResult(delivery.id, "sent", sid), utcnow())
+            claimed.remove(delivery)
+    db.session.commit()
     for batch in _batches(tenant, claimed, checks):
         channel = by_id[batch.recipients[0].delivery_id].channel
         for result in _send(tenant, batch, channel):

@@ -51,9 +51,9 @@ def init_api(app: Flask) -> ProblemApi:
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     })
-    from api import checks, groups, policies, residents, rounds, tenants
+    from api import checks, groups, imports, policies, residents, rounds, tenants
 
-    for module in (tenants, residents, groups, policies, checks, rounds):
+    for module in (tenants, residents, imports, groups, policies, checks, rounds):
         for blueprint in module.blueprints:
             api.register_blueprint(blueprint)
 

@@ -35,7 +35,9 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     from api import init_api
     from api.health import blueprint as health_blueprint
+    from api.webhooks import blueprint as webhooks_blueprint
 
     init_api(app)
     app.register_blueprint(health_blueprint)
+    app.register_blueprint(webhooks_blueprint)
     return app

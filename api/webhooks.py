@@ -1,0 +1,227 @@
+"""LINE and Twilio webhooks: verify the provider's signature, then hand each event to the answer rules."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from redis import RedisError
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from mimamori.extensions import db
+from tenants.models import Tenant
+from tenants.services import answers
+from tenants.services.tenants import tenant_by_slug
+from tenants.tenancy import bind_tenant
+from tenants.types import utcnow
+from worker import voice
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+
+# What a caller hears when the call cannot go on (an unknown call, or no 1 after a second try).
+VOICE_GOODBYE = "お電話ありがとうございました。失礼いたします。"
+XML = "text/xml; charset=utf-8"
+
+
+def _log(level: int, provider: str, slug: str, result: str, **fields: Any) -> None:
+    """One key=value line per request or event; ids and outcomes only, never who or what was said."""
+    # The slug comes from the URL: keep anything but slug characters out of the log line.
+    values = {"provider": provider, "tenant": re.sub(r"[^a-z0-9_-]", "?", slug[:63]),
+              "result": result, **fields}
+    log.log(level, "webhook " + " ".join(f"{k}={v!s}" for k, v in values.items()),
+            extra={"webhook": values})
+
+
+def _reject(status: int, provider: str, slug: str, reason: str) -> Response:
+    _log(logging.WARNING, provider, slug, reason, status=status)
+    return Response(json.dumps({"error": reason}), status=status, content_type="application/json")
+
+
+def _queue(tenant_id: int, follow_up: list[int], job: tuple[Any, ...] | None = None) -> None:
+    """After the commit: fallback deliveries and reply jobs go on the queue."""
+    from worker.clock import queue_deliveries
+    from worker.queues import enqueue
+
+    try:
+        if follow_up:
+            queue_deliveries(tenant_id, follow_up, utcnow())
+        if job is not None:
+            enqueue(*job)
+    except RedisError:
+        # Deliveries are in the database and the clock re-queues them; a lost reply is only a reply.
+        log.warning("webhook queue unavailable tenant_id=%s", tenant_id)
+
+
+def _finish(outcome: answers.Outcome) -> None:
+    if outcome.rejected:
+        db.session.rollback()
+    else:
+        db.session.commit()
+
+
+# LINE
+
+def _line_signature_ok(secret: str, body: bytes, signature: str) -> bool:
+    """HMAC-SHA256 of the raw body, base64, as LINE signs it. The SDK's SignatureValidator takes
+    the body as text and re-encodes it; the bytes as received are what LINE signed."""
+    expected = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+    return hmac.compare_digest(expected, signature.encode())
+
+
+def _line_event(event: Any) -> tuple[answers.LineEvent, str | None] | None:
+    """Our view of one LINE event and its reply token; None for what we do not handle."""
+    if not isinstance(event, dict):
+        return None
+    source = event.get("source") or {}
+    event_id, user_id = event.get("webhookEventId"), source.get("userId")
+    if not (isinstance(event_id, str) and event_id and isinstance(user_id, str) and user_id):
+        return None
+    if source.get("type") != "user":
+        return None  # groups and rooms are not residents
+    message = event.get("message") if isinstance(event.get("message"), dict) else {}
+    postback = event.get("postback") if isinstance(event.get("postback"), dict) else {}
+    text = message.get("text") if message.get("type") == "text" else None
+    data = postback.get("data")
+    reply_token = event.get("replyToken")
+    return (answers.LineEvent(event_id=event_id, kind=str(event.get("type")), user_id=user_id,
+                              text=text if isinstance(text, str) else None,
+                              data=data if isinstance(data, str) else None),
+            reply_token if isinstance(reply_token, str) and event.get("mode") != "standby" else None)
+
+
+@blueprint.post("/line/<slug>")
+def line(slug: str) -> Any:
+    tenant = tenant_by_slug(slug)
+    if tenant is None or not tenant.line_configured:
+        return _reject(404, "line", slug, "unknown_tenant")
+    body = request.get_data(cache=False)
+    if not _line_signature_ok(tenant.line_channel_secret or "", body,
+                              request.headers.get("X-Line-Signature", "")):
+        return _reject(403, "line", slug, "bad_signature")
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return _reject(400, "line", slug, "malformed_body")
+    events = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(events, list):
+        return _reject(400, "line", slug, "malformed_body")
+    tenant_id = tenant.id
+    with bind_tenant(tenant_id):
+        for raw in events:
+            parsed = _line_event(raw)
+            if parsed is None:
+                _log(logging.WARNING, "line", slug, "unhandled_event")
+                continue
+            event, reply_token = parsed
+            outcome = answers.line_event(db.session.get(Tenant, tenant_id), event, utcnow())
+            _finish(outcome)
+            _log(logging.WARNING if outcome.rejected else logging.INFO, "line", slug,
+                 outcome.result, event=event.kind, event_id=event.event_id)
+            reply = (("worker.jobs.send_line_reply", tenant_id, reply_token, outcome.reply)
+                     if outcome.reply and reply_token else None)
+            _queue(tenant_id, outcome.follow_up, reply)
+    return {}
+
+
+# Twilio
+
+def _signed_url() -> str:
+    """The URL Twilio requested as we published it: behind proxies the Host header is not it."""
+    query = request.query_string.decode()
+    return current_app.config["PUBLIC_BASE_URL"] + request.path + (f"?{query}" if query else "")
+
+
+def _twilio_tenant(slug: str, kind: str) -> Tenant | Response:
+    tenant = tenant_by_slug(slug)
+    if tenant is None or not tenant.twilio_configured:
+        return _reject(404, f"twilio_{kind}", slug, "unknown_tenant")
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not RequestValidator(tenant.twilio_auth_token or "").validate(_signed_url(), request.form,
+                                                                       signature):
+        return _reject(403, f"twilio_{kind}", slug, "bad_signature")
+    return tenant
+
+
+def _twiml(document: str) -> Response:
+    return Response(document, content_type=XML)
+
+
+@blueprint.post("/twilio/<slug>/sms")
+def twilio_sms(slug: str) -> Any:
+    tenant = _twilio_tenant(slug, "sms")
+    if isinstance(tenant, Response):
+        return tenant
+    sid = request.form.get("MessageSid", "")
+    if not sid:
+        return _reject(400, "twilio_sms", slug, "malformed_body")
+    with bind_tenant(tenant.id):
+        outcome = answers.sms_received(sid, request.form.get("From", ""),
+                                       request.form.get("Body", ""), utcnow())
+        _finish(outcome)
+    _log(logging.WARNING if outcome.rejected else logging.INFO, "twilio_sms", slug, outcome.result,
+         message_sid=sid)
+    response = MessagingResponse()
+    if outcome.reply:
+        response.message(outcome.reply)
+    return _twiml(str(response))
+
+
+@blueprint.post("/twilio/<slug>/voice")
+def twilio_voice(slug: str) -> Any:
+    tenant = _twilio_tenant(slug, "voice")
+    if isinstance(tenant, Response):
+        return tenant
+    action = _signed_url()
+    digits = request.form.get("Digits")
+    with bind_tenant(tenant.id):
+        delivery = answers.voice_delivery(request.args.get("delivery", type=int))
+        if delivery is None:
+            _log(logging.WARNING, "twilio_voice", slug, "unknown_delivery")
+            return _twiml(voice.thanks_twiml(VOICE_GOODBYE))
+        prompt = (voice.check_twiml if delivery.recipient_type == "resident"
+                  else voice.contact_alert_twiml)
+        text = delivery.body or ""
+        if not digits:
+            return _twiml(prompt(text, action))
+        outcome = answers.voice_keypress(tenant, delivery, digits, utcnow())
+        _finish(outcome)
+        _log(logging.INFO, "twilio_voice", slug, outcome.result, delivery=delivery.id)
+    if outcome.reply:
+        return _twiml(voice.thanks_twiml(outcome.reply))
+    if request.args.get("again"):
+        return _twiml(voice.thanks_twiml(VOICE_GOODBYE))
+    # Another key: ask once more; the marker in the action URL makes the next miss the last.
+    return _twiml(prompt(text, f"{action}&again=1"))
+
+
+@blueprint.post("/twilio/<slug>/status")
+def twilio_status(slug: str) -> Any:
+    tenant = _twilio_tenant(slug, "status")
+    if isinstance(tenant, Response):
+        return tenant
+    tenant_id = tenant.id
+    with bind_tenant(tenant_id):
+        delivery = answers.find_delivery(request.args.get("delivery", type=int))
+        if delivery is None:
+            return _reject(404, "twilio_status", slug, "unknown_delivery")
+        is_call = delivery.channel == "voice"
+        sid = request.form.get("CallSid" if is_call else "MessageSid", "")
+        status = request.form.get("CallStatus" if is_call else "MessageStatus", "")
+        if not (sid and status):
+            return _reject(400, "twilio_status", slug, "malformed_body")
+        outcome = answers.delivery_status(tenant, delivery, sid, status, utcnow(),
+                                          request.form.get("ErrorCode"))
+        _finish(outcome)
+        _log(logging.WARNING if outcome.rejected else logging.INFO, "twilio_status", slug,
+             outcome.result, delivery=delivery.id, status=status)
+        _queue(tenant_id, outcome.follow_up)
+    return Response(status=204)

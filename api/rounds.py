@@ -37,7 +37,7 @@ class Rounds(MethodView):
     @blp.response(201, RoundOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Send a check to every resident of a group (or the whole tenant) at once."""
-        from worker.clock import queue_deliveries
+        from worker.clock import enqueue_batches
 
         now = utcnow()
         tenant = bound_tenant()
@@ -47,7 +47,7 @@ class Rounds(MethodView):
         audit("round.start", round_, detail={"targeted": round_.targeted})
         db.session.commit()
         try:
-            queue_deliveries(tenant.id, planned.delivery_ids, now)
+            enqueue_batches(tenant.id, planned.batch_keys)
         except RedisError:
             # The deliveries are in the database; the next tick queues them.
             log.warning("round %s: queue unavailable, the clock will send it", round_.id)

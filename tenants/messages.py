@@ -27,7 +27,8 @@ def check_sms(tenant_name: str) -> str:
 
 
 def check_voice(tenant_name: str) -> str:
-    return f"こちらは{tenant_name}の見守りサービスです。お元気でしたら、1を押してください。"
+    """Spoken before the call's own "press 1" prompt (worker.voice adds it)."""
+    return f"こちらは{tenant_name}の見守りサービスです。"
 
 
 def reminder_text(tenant_name: str, channel: str) -> str:
@@ -44,7 +45,7 @@ def round_text(message: str, channel: str) -> str:
         return f"{message}\n無事でしたら「{ANSWER_LABEL}」を押してください。"
     if channel == "sms":
         return f"{message} 無事でしたら 1 または はい と返信してください。"
-    return f"{message} 無事でしたら、1を押してください。"
+    return message
 
 
 def alert_text(tenant_name: str, resident_name: str, channel: str, to_resident: bool) -> str:
@@ -52,7 +53,7 @@ def alert_text(tenant_name: str, resident_name: str, channel: str, to_resident: 
         return reminder_text(tenant_name, channel)
     ack = {"line": "様子を見に行ける場合は「見に行きます」を押してください。",
            "sms": "様子を見に行ける場合は 1 と返信してください。",
-           "voice": "様子を見に行ける場合は、1を押してください。"}[channel]
+           "voice": ""}[channel]  # a call adds its own "press 1" prompt
     return (f"{tenant_name}の見守りサービスです。{resident_name}さんから安否確認への応答がありません。"
             f"ご確認をお願いします。{ack}")
 

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from mimamori.extensions import db
+from tenants.batching import chunks
 from tenants.models import Check, Delivery, Tenant
 from tenants.services import checks, deliveries, incidents
 from tenants.tenancy import all_tenants, bind_tenant
@@ -40,14 +41,13 @@ class TickReport:
 
 
 def enqueue_due(tenant: Tenant, now: datetime) -> int:
-    """Queue every delivery that should be on a queue now: new ones, retries whose wait is
-    over, voice calls whose quiet hours ended, and any a lost job left behind."""
+    """Queue every delivery that should be on a queue now and may not be: retries whose wait is
+    over, voice calls whose quiet hours ended, rows written outside the planner, and any a lost
+    job (Redis restart, killed worker) left behind."""
     due = deliveries.due_for_dispatch(now, STALE_AFTER)
-    if not due:
-        return 0
     interrupted = [d.id for d in due if d.status == "sending"]
-    if interrupted:
-        db.session.execute(update(Delivery).where(Delivery.id.in_(interrupted),
+    for part in chunks(interrupted):
+        db.session.execute(update(Delivery).where(Delivery.id.in_(part),
                                                   Delivery.status == "sending")
                            # updated_at keeps the claim's time: Twilio is searched from it.
                            .values(status="retry", error=dispatch.INTERRUPTED,
@@ -57,14 +57,30 @@ def enqueue_due(tenant: Tenant, now: datetime) -> int:
 
 
 def queue_deliveries(tenant_id: int, ids: list[int], now: datetime) -> int:
-    """Put deliveries on the queue in send-sized jobs, recording when."""
-    jobs = dispatch.assign_batches(tenant_id, ids)
-    db.session.execute(update(Delivery).where(Delivery.id.in_(ids)).values(enqueued_at=now)
-                       .execution_options(synchronize_session=False))
-    db.session.commit()  # retry keys are stored before any job can send
-    for job_ids in jobs:
-        enqueue("worker.jobs.send_deliveries", tenant_id, job_ids)
+    """Put these deliveries on the queue, one job per batch; rows without a batch get one."""
+    if not ids:
+        return 0
+    rows = [dict(row._mapping) for part in chunks(ids) for row in db.session.execute(
+        select(Delivery.id, Delivery.channel, Delivery.body, Delivery.purpose,
+               Delivery.incident_id, Delivery.recipient_type, Delivery.retry_key)
+        .where(Delivery.id.in_(part)))]
+    unkeyed = [row for row in rows if not row["retry_key"]]
+    keys = deliveries.assign_batches(rows)
+    for row in unkeyed:
+        db.session.execute(update(Delivery).where(Delivery.id == row["id"])
+                           .values(retry_key=row["retry_key"])
+                           .execution_options(synchronize_session=False))
+    for part in chunks(ids):
+        db.session.execute(update(Delivery).where(Delivery.id.in_(part)).values(enqueued_at=now)
+                           .execution_options(synchronize_session=False))
+    db.session.commit()  # batch keys are stored before any job can send
+    enqueue_batches(tenant_id, keys)
     return len(ids)
+
+
+def enqueue_batches(tenant_id: int, keys: list[str]) -> None:
+    for key in keys:
+        enqueue("worker.jobs.send_batch", tenant_id, key)
 
 
 def tick_tenant(tenant: Tenant, now: datetime) -> TickReport:
@@ -72,10 +88,12 @@ def tick_tenant(tenant: Tenant, now: datetime) -> TickReport:
     report = TickReport(tenants=1)
     planned = checks.plan_checks(tenant, now)
     report.checks_created, report.checks_failed = planned.checks, len(planned.failed_check_ids)
-    if planned.failed_check_ids:
+    for part in chunks(planned.failed_check_ids):
         incidents.open_incidents(list(db.session.scalars(
-            select(Check).where(Check.id.in_(planned.failed_check_ids)))), now)
+            select(Check).where(Check.id.in_(part)))), now)
     db.session.commit()
+    enqueue_batches(tenant.id, planned.batch_keys)
+    report.enqueued = len(planned.batch_keys)
     report.reminders = len(checks.send_reminders(tenant, now))
     db.session.commit()
     missed = checks.close_windows(now)
@@ -84,7 +102,7 @@ def tick_tenant(tenant: Tenant, now: datetime) -> TickReport:
     db.session.commit()
     report.steps_deliveries = len(incidents.fire_due_steps(tenant, now))
     db.session.commit()
-    report.enqueued = enqueue_due(tenant, now)
+    report.enqueued += enqueue_due(tenant, now)
     return report
 
 

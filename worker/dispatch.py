@@ -29,8 +29,6 @@ from worker.channels import Batch, ChannelAdapter, ChannelCredentials, Message, 
 
 log = logging.getLogger(__name__)
 
-LINE_BATCH = 500
-OTHER_BATCH = 50
 INLINE_RETRY_LIMIT_SECONDS = 10
 INLINE_ATTEMPTS = 3
 CHANNEL_NAMES = incidents.CHANNEL_NAMES
@@ -70,38 +68,6 @@ def _rate_limit(tenant: Tenant, channel: str, requests: int) -> None:
     wait = bucket_for(redis_connection(), tenant.id, provider, limits).acquire(requests)
     if wait > 0:
         time.sleep(wait)
-
-
-def assign_batches(tenant_id: int, delivery_ids: list[int]) -> list[list[int]]:
-    """Split deliveries into the jobs that will send them; LINE batches get their retry key now,
-    stored before any request, so a retried batch is the same request to LINE."""
-    rows = db.session.execute(
-        select(Delivery.id, Delivery.channel, Delivery.body, Delivery.retry_key,
-               Delivery.purpose, Delivery.incident_id, Delivery.check_id)
-        .where(Delivery.id.in_(delivery_ids)).order_by(Delivery.id)
-    ).all() if delivery_ids else []
-    groups: dict[Any, list[Any]] = defaultdict(list)
-    for row in rows:
-        if row.channel == "line":
-            groups[("line", row.retry_key or "", row.body, row.purpose, row.incident_id)].append(row)
-        else:
-            groups[("other",)].append(row)
-    jobs: list[list[int]] = []
-    for key, members in groups.items():
-        if key[0] != "line":
-            jobs += [[r.id for r in members[i:i + OTHER_BATCH]]
-                     for i in range(0, len(members), OTHER_BATCH)]
-            continue
-        if key[1]:  # already keyed: keep the batch exactly as first sent
-            jobs.append([r.id for r in members])
-            continue
-        for start in range(0, len(members), LINE_BATCH):
-            chunk = [r.id for r in members[start:start + LINE_BATCH]]
-            db.session.execute(update(Delivery).where(Delivery.id.in_(chunk))
-                               .values(retry_key=str(uuid.uuid4()))
-                               .execution_options(synchronize_session=False))
-            jobs.append(chunk)
-    return jobs
 
 
 def _answer_data(delivery: Delivery, checks: dict[int, Check]) -> tuple[str | None, str]:
@@ -190,8 +156,15 @@ def _backoff(attempts: int) -> timedelta:
 
 
 def record(tenant: Tenant, delivery: Delivery, result: SendResult, now: datetime) -> list[int]:
-    """Store one result; a blocked or failed first contact falls back to the next channel."""
+    """Store one result; a blocked or failed first contact falls back to the next channel.
+
+    A status callback may have landed between the provider call and this record (an instant
+    `busy`, say): the row is re-read and only ever moved forward."""
+    db.session.refresh(delivery)
     delivery.provider_ref = result.provider_ref or delivery.provider_ref
+    if delivery.status != "sending":
+        delivery.sent_at = delivery.sent_at or now
+        return []
     if result.status == "sent":
         delivery.status, delivery.sent_at, delivery.error = "sent", now, None
     elif result.status == "retry":
@@ -222,8 +195,23 @@ def _person(delivery: Delivery) -> Any:
     return None
 
 
+def _still_needed(delivery: Delivery) -> bool:
+    """Is anyone still waiting on this delivery (not answered, incident still open)?"""
+    if delivery.check_id is not None:
+        check = db.session.get(Check, delivery.check_id)
+        if check is not None and check.answered_at is not None:
+            return False
+    if delivery.incident_id is not None:
+        incident = db.session.get(Incident, delivery.incident_id)
+        if incident is not None and incident.status != "open":
+            return False
+    return True
+
+
 def fall_back(tenant: Tenant, delivery: Delivery, now: datetime) -> list[int]:
     """Try the person's next working channel; a check nobody can deliver fails at once."""
+    if not _still_needed(delivery):
+        return []
     person = _person(delivery)
     if delivery.channel == "line" and isinstance(person, Resident) and delivery.status == "blocked":
         person.line_blocked = True
@@ -283,14 +271,15 @@ def _rephrase(tenant: Tenant, delivery: Delivery, channel: str) -> str:
     return delivery.body or ""
 
 
-def dispatch(tenant: Tenant, delivery_ids: list[int]) -> list[int]:
-    """Send these deliveries; returns ids of fallback deliveries that now need sending."""
+def dispatch(tenant: Tenant, batch_key: str) -> list[int]:
+    """Send one batch of deliveries; returns ids of fallback deliveries that now need sending."""
     now = utcnow()
     interrupted_at = dict(db.session.execute(
-        select(Delivery.id, Delivery.updated_at).where(Delivery.id.in_(delivery_ids),
+        select(Delivery.id, Delivery.updated_at).where(Delivery.retry_key == batch_key,
                                                        Delivery.error == INTERRUPTED)).all())
     claimed_ids = db.session.scalars(
-        update(Delivery).where(Delivery.id.in_(delivery_ids), Delivery.status.in_(("queued", "retry")))
+        update(Delivery).where(Delivery.retry_key == batch_key,
+                               Delivery.status.in_(("queued", "retry")))
         .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
         .returning(Delivery.id).execution_options(synchronize_session=False)
     ).all()

@@ -30,8 +30,8 @@ def app_context() -> Iterator[None]:
         yield
 
 
-def send_deliveries(tenant_id: int, delivery_ids: list[int]) -> int:
-    """Send these deliveries of one tenant; queue at once any fallback they lead to."""
+def send_batch(tenant_id: int, batch_key: str) -> None:
+    """Send one batch of a tenant's deliveries; queue at once any fallback they lead to."""
     from worker import dispatch
     from worker.clock import queue_deliveries
 
@@ -39,11 +39,10 @@ def send_deliveries(tenant_id: int, delivery_ids: list[int]) -> int:
         try:
             tenant = db.session.get(Tenant, tenant_id)
             if tenant is None:
-                return 0
-            follow_up = dispatch.dispatch(tenant, delivery_ids)
+                return
+            follow_up = dispatch.dispatch(tenant, batch_key)
             if follow_up:
                 queue_deliveries(tenant_id, follow_up, utcnow())
-            return len(delivery_ids)
         finally:
             db.session.remove()
 

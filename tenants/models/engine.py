@@ -93,7 +93,8 @@ class Delivery(TenantScoped, db.Model):
     body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     idempotency_key: Mapped[str] = mapped_column(String(120))
-    retry_key: Mapped[str | None] = mapped_column(String(36))
+    # The batch a job sends together; for LINE also the X-Line-Retry-Key of its one request.
+    retry_key: Mapped[str | None] = mapped_column(String(36), index=True)
     provider_ref: Mapped[str | None] = mapped_column(String(64), index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(String(300))

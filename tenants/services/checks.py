@@ -14,7 +14,8 @@ from sqlalchemy import and_, exists, select, update
 
 from mimamori.extensions import db
 from tenants import messages
-from tenants.models import Check, CheckPolicy, Resident, ResidentPause, Tenant
+from tenants.batching import chunks
+from tenants.models import Check, CheckPolicy, Delivery, Resident, ResidentPause, Tenant
 from tenants.schedules import latest_due
 from tenants.services import deliveries
 from tenants.services.deliveries import delivery_row, first_working, insert_ignoring_duplicates
@@ -22,11 +23,11 @@ from tenants.services.deliveries import delivery_row, first_working, insert_igno
 
 @dataclass
 class Planned:
-    """What a pass created: checks, and delivery ids to put on the queues."""
+    """What a pass created: checks, failed checks, and the batch keys to queue once committed."""
 
     checks: int = 0
     failed_check_ids: list[int] = field(default_factory=list)
-    delivery_ids: list[int] = field(default_factory=list)
+    batch_keys: list[str] = field(default_factory=list)
 
 
 def occurrence_key(instant: datetime) -> str:
@@ -53,9 +54,17 @@ def send_first_deliveries(tenant: Tenant, check_ids: list[int], now: datetime,
                           texts: dict[str, str] | None = None, purpose: str = "check") -> Planned:
     """One delivery per new check on the resident's first working channel; none works: failed."""
     planned = Planned()
-    if not check_ids:
-        return planned
-    rows = []
+    for part in chunks(check_ids):
+        done = _first_deliveries(tenant, list(part), now, texts, purpose)
+        planned.batch_keys += done.batch_keys
+        planned.failed_check_ids += done.failed_check_ids
+    return planned
+
+
+def _first_deliveries(tenant: Tenant, check_ids: list[int], now: datetime,
+                      texts: dict[str, str] | None, purpose: str) -> Planned:
+    planned = Planned()
+    rows, chosen = [], []
     found = db.session.execute(
         select(Check.id, Check.round_id, Resident.id, Resident.channels, Resident.phone,
                Resident.line_user_id, Resident.line_blocked)
@@ -72,8 +81,11 @@ def send_first_deliveries(tenant: Tenant, check_ids: list[int], now: datetime,
                                  recipient_type="resident", recipient_id=resident_id,
                                  channel=channel, address=address, body=body, now=now,
                                  tenant=tenant, check_id=check_id, round_id=round_id))
-        db.session.execute(update(Check).where(Check.id == check_id).values(channel=channel))
-    planned.delivery_ids = deliveries.insert_deliveries(rows)
+        chosen.append((channel, check_id))
+    for channel in {c for c, _ in chosen}:  # one UPDATE per channel, not one per check
+        db.session.execute(update(Check).where(Check.id.in_([i for c, i in chosen if c == channel]))
+                           .values(channel=channel).execution_options(synchronize_session=False))
+    planned.batch_keys = deliveries.insert_many_deliveries(rows, now)
     if planned.failed_check_ids:
         db.session.execute(update(Check).where(Check.id.in_(planned.failed_check_ids))
                            .values(status="failed"))
@@ -109,7 +121,7 @@ def plan_checks(tenant: Tenant, now: datetime) -> Planned:
         new_ids = list(db.session.scalars(statement))
         planned.checks += len(new_ids)
         first = send_first_deliveries(tenant, new_ids, now)
-        planned.delivery_ids += first.delivery_ids
+        planned.batch_keys += first.batch_keys
         planned.failed_check_ids += first.failed_check_ids
     return planned
 
@@ -145,7 +157,16 @@ def close_windows(now: datetime) -> list[Check]:
         .values(status="missed").returning(Check.id)
         .execution_options(synchronize_session=False)
     ).all()
-    return list(db.session.scalars(select(Check).where(Check.id.in_(ids)))) if ids else []
+    for part in chunks(ids):
+        # A check message or reminder still waiting (a held call, a retry) is now too late;
+        # the alert chain takes over.
+        db.session.execute(
+            update(Delivery).where(Delivery.check_id.in_(part),
+                                   Delivery.purpose.in_(("check", "reminder", "round")),
+                                   Delivery.status.in_(deliveries.PENDING))
+            .values(status="canceled", updated_at=now).execution_options(synchronize_session=False))
+    return [check for part in chunks(ids)
+            for check in db.session.scalars(select(Check).where(Check.id.in_(part)))]
 
 
 def answer(check: Check, via: str, at: datetime) -> bool:

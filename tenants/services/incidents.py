@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from mimamori.extensions import db
 from tenants import messages
+from tenants.batching import chunks
 from tenants.errors import Conflict, NotFound
 from tenants.models import (
     AlertStep,
@@ -66,9 +67,10 @@ def open_incidents(checks: list[Check], now: datetime) -> list[Incident]:
     db.session.execute(insert_ignoring_duplicates(Incident), [
         {"tenant_id": c.tenant_id, "check_id": c.id, "resident_id": c.resident_id,
          "status": "open", "escalated": False, "opened_at": now} for c in scheduled])
-    opened = list(db.session.scalars(select(Incident).where(
-        Incident.check_id.in_([c.id for c in scheduled]), Incident.next_step_position.is_(None),
-        Incident.status == "open")))
+    opened = [incident for part in chunks([c.id for c in scheduled])
+              for incident in db.session.scalars(select(Incident).where(
+                  Incident.check_id.in_(part), Incident.next_step_position.is_(None),
+                  Incident.status == "open"))]
     by_id = {c.id: c for c in scheduled}
     for incident in opened:
         check = by_id[incident.check_id]

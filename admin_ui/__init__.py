@@ -1,0 +1,1 @@
+"""The staff and operator dashboard (server-rendered); built in the dashboard issue."""

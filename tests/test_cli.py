@@ -16,8 +16,10 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -25,9 +27,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, func, inspect, select, text
 
 from mimamori.extensions import db
-from tenants.models import User
+from tenants.models import Delivery, User
 from tenants.services.demo import seed_demo
 from tenants.services.staff import verify_password
+from tenants.tenancy import bind_tenant
 from wsgi import create_app
 
 MIMAMORI = shutil.which("mimamori", path=str(Path(sys.executable).parent))
@@ -278,3 +281,30 @@ def test_dev_run_twice_keeps_the_demo_and_prints_working_tokens(clean_app: Flask
         tenants = client.get("/api/v1/tenants",
                              headers={"Authorization": f"Bearer {login.operator_token}"})
         assert [t["slug"] for t in tenants.get_json()["items"]] == ["demo"]
+
+
+def test_tick_plans_and_worker_burst_sends(tmp_path: Path, same_keys_app: Any, redis_url: str) -> None:
+    """Does `mimamori tick --at` plan the morning's checks, and `worker --burst` send them?"""
+    url = f"sqlite:///{tmp_path / 'engine.sqlite3'}"
+    env = _env(tmp_path / "instance", DATABASE_URL=url, REDIS_URL=redis_url)
+    assert mimamori("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    application = same_keys_app(url, tmp_path / "instance")
+    with application.app_context():
+        login = seed_demo()
+        db.session.commit()
+    tomorrow_nine = (datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(days=1)).replace(
+        hour=9, minute=0, second=0, microsecond=0)
+    ticked = mimamori("tick", "--at", tomorrow_nine.isoformat(), env=env, cwd=tmp_path)
+    assert ticked.returncode == 0, ticked.stderr
+    report = json.loads(ticked.stdout.strip().splitlines()[-1])
+    assert report["checks_created"] == login.residents and report["tenants"] == 1
+    again = json.loads(mimamori("tick", "--at", tomorrow_nine.isoformat(), env=env,
+                                cwd=tmp_path).stdout.strip().splitlines()[-1])
+    assert again["checks_created"] == 0
+    worked = mimamori("worker", "--burst", env=env, cwd=tmp_path)
+    assert worked.returncode == 0, worked.stderr
+    with application.app_context(), bind_tenant(login.tenant_id):
+        statuses = db.session.scalars(select(Delivery.status)).all()
+    assert statuses and set(statuses) == {"sent"}
+    bad = mimamori("tick", "--at", "tomorrow morning", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "ISO-8601" in bad.stderr

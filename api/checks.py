@@ -13,10 +13,11 @@ from api.pagination import paginate
 from mimamori.extensions import db
 from schemas.checks import CheckListArgs, CheckOut, IncidentListArgs, IncidentOut
 from schemas.rounds import AcknowledgeIn, NoteIn, ResolveIn
-from tenants.errors import Conflict, NotFound
+from tenants.errors import Conflict
 from tenants.models import Check, Incident
 from tenants.services import checks as check_service
 from tenants.services import incidents as incident_service
+from tenants.services.lookup import get_or_404
 from tenants.types import utcnow
 
 checks = Blueprint("checks", __name__, url_prefix="/api/v1/checks",
@@ -26,13 +27,6 @@ incidents = Blueprint("incidents", __name__, url_prefix="/api/v1/incidents",
 for _blueprint in (checks, incidents):
     _blueprint.before_request(require_tenant)
 blueprints = [checks, incidents]
-
-
-def _get(model: Any, object_id: int) -> Any:
-    found = db.session.get(model, object_id)
-    if found is None:
-        raise NotFound(f"no {model.__tablename__[:-1]} {object_id}")
-    return found
 
 
 @checks.route("")
@@ -51,7 +45,7 @@ class Checks(MethodView):
 class CheckById(MethodView):
     @checks.response(200, CheckOut)
     def get(self, check_id: int) -> Any:
-        return _get(Check, check_id)
+        return get_or_404(Check, check_id, "check")
 
 
 @incidents.route("")
@@ -70,7 +64,7 @@ class Incidents(MethodView):
 class IncidentById(MethodView):
     @incidents.response(200, IncidentOut)
     def get(self, incident_id: int) -> Any:
-        return _get(Incident, incident_id)
+        return incident_service.get_incident(incident_id)
 
 
 @incidents.route("/<int:incident_id>/acknowledge")
@@ -122,7 +116,7 @@ class AnswerCheck(MethodView):
     @checks.response(200, CheckOut)
     def post(self, data: dict[str, Any], check_id: int) -> Any:
         """Record an answer staff received another way (the resident phoned the office)."""
-        check = _get(Check, check_id)
+        check = get_or_404(Check, check_id, "check")
         now = utcnow()
         if not check_service.answer(check, "staff", now):
             raise Conflict("the check is already answered", {"status": ["Already answered."]})

@@ -7,18 +7,16 @@ from typing import Any
 from sqlalchemy import select
 
 from mimamori.extensions import db
-from tenants.errors import Conflict, NotFound, ValidationFailed
+from tenants.errors import Conflict, ValidationFailed
 from tenants.models import Group, GroupMember, Resident
+from tenants.services.lookup import get_or_404
 
 GROUP_FIELDS = ("name", "kind", "leader_resident_id", "leader_name", "leader_phone",
                 "leader_line_user_id")
 
 
 def get_group(group_id: int) -> Group:
-    group = db.session.get(Group, group_id)
-    if group is None:
-        raise NotFound(f"no group {group_id}")
-    return group
+    return get_or_404(Group, group_id, "group")
 
 
 def _known_residents(ids: list[int]) -> set[int]:

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from mimamori.extensions import db
 from tenants import messages
 from tenants.batching import chunks
-from tenants.errors import Conflict, NotFound
+from tenants.errors import Conflict
 from tenants.models import (
     AlertStep,
     Check,
@@ -26,6 +26,7 @@ from tenants.models import (
 )
 from tenants.services import deliveries
 from tenants.services.deliveries import delivery_row, insert_ignoring_duplicates, preferred
+from tenants.services.lookup import get_or_404
 
 CHANNEL_NAMES = {"line": "LINE", "sms": "SMS", "voice": "電話"}
 MAX_STEPS_PER_TICK = 20  # a chain has at most 20 steps
@@ -38,10 +39,7 @@ def add_event(incident_id: int, kind: str, detail: str, at: datetime,
 
 
 def get_incident(incident_id: int) -> Incident:
-    incident = db.session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFound(f"no incident {incident_id}")
-    return incident
+    return get_or_404(Incident, incident_id, "incident")
 
 
 def _steps_for(check: Check) -> list[AlertStep]:

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from mimamori.extensions import db
-from tenants.errors import Conflict, NotFound, ValidationFailed
+from tenants.errors import Conflict, ValidationFailed
 from tenants.models import AlertChain, AlertStep, CheckPolicy, Resident, Tenant
 from tenants.schedules import next_occurrences, to_rrule
+from tenants.services.lookup import delete_unless_used, get_or_404
 from tenants.tenancy import bound_tenant_id
 from tenants.types import utcnow
 
@@ -26,17 +27,11 @@ def bound_tenant() -> Tenant:
 
 
 def get_policy(policy_id: int) -> CheckPolicy:
-    policy = db.session.get(CheckPolicy, policy_id)
-    if policy is None:
-        raise NotFound(f"no check policy {policy_id}")
-    return policy
+    return get_or_404(CheckPolicy, policy_id, "check policy")
 
 
 def get_chain(chain_id: int) -> AlertChain:
-    chain = db.session.get(AlertChain, chain_id)
-    if chain is None:
-        raise NotFound(f"no alert chain {chain_id}")
-    return chain
+    return get_or_404(AlertChain, chain_id, "alert chain")
 
 
 def preview(schedule: dict[str, Any], starts_on: date | None, count: int,
@@ -101,11 +96,8 @@ def update_policy(policy: CheckPolicy, data: dict[str, Any],
 
 def delete_policy(policy: CheckPolicy) -> None:
     """Refused while residents follow it: deleting would silently stop their checks."""
-    users = db.session.scalar(select(Resident.id).where(Resident.check_policy_id == policy.id).limit(1))
-    if users is not None:
-        raise Conflict("residents follow this policy; move them to another policy first")
-    db.session.delete(policy)
-    db.session.flush()
+    delete_unless_used(policy, Resident.check_policy_id,
+                       "residents follow this policy; move them to another policy first")
 
 
 def _set_steps(chain: AlertChain, steps: list[dict[str, Any]]) -> None:
@@ -137,8 +129,5 @@ def update_chain(chain: AlertChain, data: dict[str, Any]) -> AlertChain:
 
 
 def delete_chain(chain: AlertChain) -> None:
-    used = db.session.scalar(select(CheckPolicy.id).where(CheckPolicy.alert_chain_id == chain.id).limit(1))
-    if used is not None:
-        raise Conflict("check policies use this alert chain; change them first")
-    db.session.delete(chain)
-    db.session.flush()
+    delete_unless_used(chain, CheckPolicy.alert_chain_id,
+                       "check policies use this alert chain; change them first")

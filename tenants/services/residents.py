@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from mimamori.extensions import db
 from tenants.errors import Conflict, NotFound, ValidationFailed, field_error
 from tenants.models import CheckPolicy, Contact, Group, GroupMember, Resident, ResidentPause
+from tenants.services.lookup import get_or_404
 from tenants.tenancy import bound_tenant_id
 from tenants.types import utcnow
 
@@ -21,10 +22,7 @@ CONTACT_FIELDS = ("name", "relation", "relation_note", "phone", "line_user_id", 
 
 
 def get_resident(resident_id: int) -> Resident:
-    resident = db.session.get(Resident, resident_id)
-    if resident is None:
-        raise NotFound(f"no resident {resident_id}")
-    return resident
+    return get_or_404(Resident, resident_id, "resident")
 
 
 def default_channels(phone: str | None, line_user_id: str | None, contact: bool = False) -> list[str]:

@@ -9,17 +9,15 @@ from sqlalchemy import exists, func, select
 
 from mimamori.extensions import db
 from tenants import messages
-from tenants.errors import NotFound, ValidationFailed
+from tenants.errors import ValidationFailed
 from tenants.models import Check, Group, GroupMember, Resident, ResidentPause, Round, Tenant
 from tenants.services.checks import Planned, send_first_deliveries
 from tenants.services.deliveries import insert_ignoring_duplicates
+from tenants.services.lookup import get_or_404
 
 
 def get_round(round_id: int) -> Round:
-    found = db.session.get(Round, round_id)
-    if found is None:
-        raise NotFound(f"no round {round_id}")
-    return found
+    return get_or_404(Round, round_id, "round")
 
 
 def start_round(tenant: Tenant, message: str, group_id: int | None, now: datetime,

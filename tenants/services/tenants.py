@@ -7,15 +7,13 @@ from typing import Any
 from sqlalchemy import select
 
 from mimamori.extensions import db
-from tenants.errors import Conflict, NotFound
+from tenants.errors import Conflict
 from tenants.models import Tenant
+from tenants.services.lookup import get_or_404
 
 
 def get_tenant(tenant_id: int) -> Tenant:
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise NotFound(f"no tenant {tenant_id}")
-    return tenant
+    return get_or_404(Tenant, tenant_id, "tenant")
 
 
 def tenant_by_slug(slug: str) -> Tenant | None:

@@ -33,11 +33,13 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     tenancy.install()
 
+    from admin_ui import init_admin
     from api import init_api
     from api.health import blueprint as health_blueprint
     from api.webhooks import blueprint as webhooks_blueprint
 
     init_api(app)
+    init_admin(app)
     app.register_blueprint(health_blueprint)
     app.register_blueprint(webhooks_blueprint)
     return app

@@ -1,7 +1,12 @@
 """Flask extension objects, created unbound here and initialised by `wsgi.create_app`."""
 
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 
 # Deterministic constraint names keep Alembic migrations identical on PostgreSQL and SQLite.
@@ -15,3 +20,9 @@ NAMING_CONVENTION = {
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
 migrate = Migrate(compare_type=True, render_as_batch=True)
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
+# Keyed by client address; the storage (Redis when configured) is set in admin_ui.init_admin.
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -13,7 +13,7 @@ from tenants.models.engine import (
 from tenants.models.groups import Group, GroupMember
 from tenants.models.policies import AlertChain, AlertStep, CheckPolicy
 from tenants.models.residents import Contact, Resident, ResidentPause
-from tenants.models.staff import ApiToken, User
+from tenants.models.staff import ApiToken, ResidentAssignment, User
 from tenants.models.tenants import Tenant
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Incident",
     "IncidentEvent",
     "Resident",
+    "ResidentAssignment",
     "ResidentPause",
     "Round",
     "Tenant",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from flask_login import UserMixin
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mimamori.extensions import db
@@ -15,7 +16,7 @@ TENANT_ROLES = ("admin", "staff", "viewer", "commissioner")
 ROLES = (OPERATOR, *TENANT_ROLES)
 
 
-class User(db.Model):
+class User(UserMixin, db.Model):
     """A person who signs in. Looked up by e-mail before any tenant is known, so not scoped."""
 
     __tablename__ = "users"
@@ -29,6 +30,9 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(32))
     password_hash: Mapped[str] = mapped_column(String(255))
     totp_secret: Mapped[str | None] = mapped_column(EncryptedText)
+    locale: Mapped[str | None] = mapped_column(String(8))
+    # Set when an admin resets the password: the user chooses a new one at next sign-in.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -36,6 +40,27 @@ class User(db.Model):
     @property
     def is_operator(self) -> bool:
         return self.role == OPERATOR
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: deactivated users cannot sign in
+        return self.active
+
+    def get_id(self) -> str:
+        """The session key; it changes with the password, so a reset signs out every session."""
+        return f"{self.id}.{self.password_hash[-12:]}"
+
+
+class ResidentAssignment(db.Model):
+    """A welfare commissioner's or case worker's login sees only the residents assigned to it."""
+
+    __tablename__ = "resident_assignments"
+    __table_args__ = (UniqueConstraint("user_id", "resident_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"),
+                                             index=True)
 
 
 class ApiToken(db.Model):

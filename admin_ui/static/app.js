@@ -1,0 +1,37 @@
+// Small progressive enhancements; every page works without them.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  // Language and filter selects submit their form on change.
+  for (const select of document.querySelectorAll("select.autosubmit")) {
+    select.addEventListener("change", () => select.form.submit());
+  }
+
+  // Buttons that need a second thought (resolving, starting a round) ask first.
+  for (const button of document.querySelectorAll("[data-confirm]")) {
+    button.addEventListener("click", (event) => {
+      if (!window.confirm(button.dataset.confirm)) event.preventDefault();
+    });
+  }
+
+  // Live figures: elements with data-refresh-url are refilled from that JSON every few seconds;
+  // each [data-field=name] inside gets the value of that key.
+  for (const box of document.querySelectorAll("[data-refresh-url]")) {
+    const every = Number(box.dataset.refreshSeconds || 5) * 1000;
+    const refresh = async () => {
+      try {
+        const response = await fetch(box.dataset.refreshUrl, {headers: {Accept: "application/json"},
+                                                               credentials: "same-origin"});
+        if (!response.ok) return;
+        const data = await response.json();
+        for (const slot of box.querySelectorAll("[data-field]")) {
+          if (slot.dataset.field in data) slot.textContent = data[slot.dataset.field];
+        }
+        box.dataset.updated = new Date().toISOString();
+      } catch (error) {
+        // Offline for a moment: keep the last figures and try again.
+      }
+    };
+    setInterval(refresh, every);
+  }
+});

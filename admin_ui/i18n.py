@@ -77,4 +77,5 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     compile_catalogs()
     app.jinja_env.filters.update(long_date=long_date, date_time=date_time, short_time=short_time)
-    app.jinja_env.globals.update(get_locale=get_locale, LOCALES=LOCALES)
+    app.jinja_env.globals.update(get_locale=get_locale, LOCALES=LOCALES,
+                                 has_endpoint=lambda name: name in app.view_functions)

@@ -139,7 +139,7 @@ def change_password() -> Any:
         record("auth.password_changed", tenant_id=current_user.tenant_id, target=current_user,
                user_id=current_user.id)
         db.session.commit()
-        login_user(current_user)  # the session key follows the new password
+        login_user(current_user._get_current_object())  # the session key follows the new password
         flash(_("パスワードを変更しました。"), "success")
         return redirect(home_for(current_user))
     return render_template("auth/change_password.html", form=form)

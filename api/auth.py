@@ -7,8 +7,10 @@ from typing import Any
 from flask import g, request
 
 from api.errors import problem
+from mimamori import logging as logs
 from mimamori.extensions import db
 from tenants import tenancy
+from tenants.models import Tenant
 from tenants.services.tokens import Principal, authenticate
 
 PUBLIC_API_PATHS = {"/api/v1/openapi.json"}
@@ -27,6 +29,7 @@ def authenticate_request() -> Any:
     g.principal = principal
     if principal.tenant_id is not None:
         g.tenant_binding = tenancy.set_bound(principal.tenant_id)
+        logs.bind(tenant=db.session.get(Tenant, principal.tenant_id).slug)
     return None
 
 

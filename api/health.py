@@ -1,12 +1,13 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus scrape endpoint."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response, current_app
 from sqlalchemy import text
 
+from mimamori import metrics
 from mimamori.extensions import db
 
 blueprint = Blueprint("health", __name__)
@@ -36,3 +37,15 @@ def readyz() -> Any:
             checks["redis"] = f"unreachable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return {"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503
+
+
+@blueprint.get("/metrics")
+def prometheus_metrics() -> Any:
+    """Every gunicorn worker's metrics added up, plus the queues as Redis holds them now."""
+    queues = None
+    if current_app.config.get("REDIS_URL"):
+        from worker.queues import QUEUE_NAMES, redis_connection
+
+        queues = metrics.QueueCollector(redis_connection(), QUEUE_NAMES)
+    body, content_type = metrics.exposition(queues)
+    return Response(body, content_type=content_type)

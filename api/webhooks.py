@@ -8,14 +8,18 @@ import hmac
 import json
 import logging
 import re
+import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from redis import RedisError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from mimamori import logging as logs
+from mimamori import metrics
 from mimamori.extensions import db
+from tenants import messages
 from tenants.models import Tenant
 from tenants.services import answers
 from tenants.services.tenants import tenant_by_slug
@@ -32,11 +36,28 @@ VOICE_GOODBYE = "お電話ありがとうございました。失礼いたしま
 XML = "text/xml; charset=utf-8"
 
 
+def _safe_slug(slug: str) -> str:
+    """The slug comes from the URL: keep anything but slug characters out of logs and metrics."""
+    return re.sub(r"[^a-z0-9_-]", "?", slug[:63])
+
+
+@blueprint.before_request
+def _start() -> None:
+    g.webhook_started = time.perf_counter()
+    logs.bind(tenant=_safe_slug(str((request.view_args or {}).get("slug", ""))))
+
+
+@blueprint.after_request
+def _observe(response: Response) -> Response:
+    if "webhook_started" in g:
+        metrics.webhook_answered((request.endpoint or "").removeprefix("webhooks."),
+                                 time.perf_counter() - g.webhook_started, response.status_code)
+    return response
+
+
 def _log(level: int, provider: str, slug: str, result: str, **fields: Any) -> None:
     """One key=value line per request or event; ids and outcomes only, never who or what was said."""
-    # The slug comes from the URL: keep anything but slug characters out of the log line.
-    values = {"provider": provider, "tenant": re.sub(r"[^a-z0-9_-]", "?", slug[:63]),
-              "result": result, **fields}
+    values = {"provider": provider, "tenant": _safe_slug(slug), "result": result, **fields}
     log.log(level, "webhook " + " ".join(f"{k}={v!s}" for k, v in values.items()),
             extra={"webhook": values})
 
@@ -187,6 +208,9 @@ def twilio_voice(slug: str) -> Any:
         if delivery is None:
             _log(logging.WARNING, "twilio_voice", slug, "unknown_delivery")
             return _twiml(voice.thanks_twiml(VOICE_GOODBYE))
+        if delivery.purpose == "broadcast":
+            # Information only: said twice, nothing to press.
+            return _twiml(voice.thanks_twiml(messages.spoken_twice(delivery.body or "")))
         prompt = (voice.check_twiml if delivery.recipient_type == "resident"
                   else voice.contact_alert_twiml)
         text = delivery.body or ""
@@ -221,6 +245,7 @@ def twilio_status(slug: str) -> Any:
         outcome = answers.delivery_status(tenant, delivery, sid, status, utcnow(),
                                           request.form.get("ErrorCode"))
         _finish(outcome)
+        metrics.delivery_reported(tenant.slug, delivery.channel, status)
         _log(logging.WARNING if outcome.rejected else logging.INFO, "twilio_status", slug,
              outcome.result, delivery=delivery.id, status=status)
         _queue(tenant_id, outcome.follow_up)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from typing import IO, Any
 
 import click
@@ -15,6 +16,7 @@ from marshmallow import ValidationError, validate
 from werkzeug.serving import run_simple
 
 from mimamori.extensions import db
+from mimamori.gunicorn_config import TEMPORARY_METRICS_DIR
 from mimamori.settings import SettingsError
 from schemas.tenants import MIN_PASSWORD_LENGTH
 from tenants.errors import Conflict
@@ -129,9 +131,14 @@ def serve(info: ScriptInfo, port: int) -> None:
     # Create the app once here so bad settings fail in one line before gunicorn forks workers.
     info.load_app()
     workers = _env_int("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every gunicorn worker counts into this directory and /metrics adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="mimamori-metrics-")
+        os.environ[TEMPORARY_METRICS_DIR] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    # Requests are logged by the app (JSON with request ids), so gunicorn keeps no access log.
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{port}",
             "--workers", str(workers), "--threads", str(GUNICORN_THREADS),
-            "--access-logfile", "-", "wsgi:create_app()"]
+            "--config", "python:mimamori.gunicorn_config", "wsgi:create_app()"]
     # Replace this process, so signals from a supervisor reach gunicorn's master directly.
     os.execv(sys.executable, argv)
 

@@ -56,10 +56,11 @@ class Settings:
 
 
 def engine_options(url: str) -> dict[str, object]:
+    # Statement parameters hold names and phone numbers; keep them out of errors and logs.
     if url.startswith("sqlite"):
         # Webhooks, workers and the web app write concurrently in `mimamori dev`.
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "hide_parameters": True}
 
 
 def _normalise_database_url(url: str) -> str:

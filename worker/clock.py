@@ -9,6 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from mimamori import logging as logs
+from mimamori import metrics
 from mimamori.extensions import db
 from tenants.batching import chunks
 from tenants.models import Check, Delivery, Tenant
@@ -103,6 +105,7 @@ def tick_tenant(tenant: Tenant, now: datetime) -> TickReport:
     report.steps_deliveries = len(incidents.fire_due_steps(tenant, now))
     db.session.commit()
     report.enqueued += enqueue_due(tenant, now)
+    metrics.tick_report(tenant.slug, report)
     return report
 
 
@@ -117,7 +120,8 @@ def tick(now: datetime | None = None) -> TickReport:
         with bind_tenant(tenant_id):
             tenant = db.session.get(Tenant, tenant_id)
             try:
-                report.add(tick_tenant(tenant, now))
+                with logs.bound(tenant=tenant.slug):
+                    report.add(tick_tenant(tenant, now))
             except Exception:
                 # One tenant's failure (say, Redis briefly down) must not stop the others;
                 # everything is re-derived from the database on the next tick.
@@ -131,6 +135,7 @@ def run_forever(interval_seconds: int = 60) -> None:
     while True:
         started = time.time()
         report = tick()
+        metrics.tick_finished(time.time() - started)
         log.info("tick %s", report)
         db.session.remove()
         time.sleep(max(1.0, interval_seconds - (time.time() - started) % interval_seconds))

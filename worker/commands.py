@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -11,6 +10,7 @@ import click
 from flask.cli import with_appcontext
 from rq import SimpleWorker
 
+from mimamori import metrics
 from worker.clock import run_forever, tick
 from worker.queues import queue, redis_connection
 
@@ -46,14 +46,25 @@ def tick_command(at: str | None) -> None:
 @click.option("--burst", is_flag=True, help="Drain the queues and exit.")
 @with_appcontext
 def worker_command(burst: bool) -> None:
-    """An RQ worker for all of the app's queues."""
-    logging.basicConfig(level=logging.INFO)
+    """An RQ worker for all of the app's queues (metrics on METRICS_PORT, default 9100, unless --burst)."""
+    if not burst:
+        metrics.serve(_metrics_port())
     AppWorker([queue()], connection=redis_connection()).work(burst=burst, logging_level="INFO")
 
 
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command() -> None:
-    """The clock: tick every minute (several schedulers at once are safe)."""
-    logging.basicConfig(level=logging.INFO)
+    """The clock: tick every minute (several schedulers at once are safe).
+
+    Metrics on METRICS_PORT (default 9100), with /healthz answering 503 once no tick has finished
+    for ten minutes."""
+    metrics.serve(_metrics_port(), healthy=metrics.tick_is_recent)
     run_forever()
+
+
+def _metrics_port() -> int:
+    try:
+        return metrics.metrics_port()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -19,6 +19,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
+from mimamori import metrics
 from mimamori.extensions import db
 from tenants import messages
 from tenants.models import Check, Contact, Delivery, Incident, Resident, Tenant
@@ -115,7 +116,7 @@ def _send(tenant: Tenant, batch: Batch, channel: str) -> list[SendResult]:
     for attempt in range(INLINE_ATTEMPTS):
         # LINE sends a batch in one request; Twilio makes one request per recipient.
         _rate_limit(tenant, channel, 1 if channel == "line" else len(pending.recipients))
-        results = adapter.send(creds, pending)
+        results = metrics.timed_send(adapter, creds, pending)
         final.update((r.delivery_id, r) for r in results)
         retry = {r.delivery_id: r for r in results if r.status == "retry"}
         if not retry or attempt == INLINE_ATTEMPTS - 1:
@@ -161,6 +162,7 @@ def record(tenant: Tenant, delivery: Delivery, result: SendResult, now: datetime
     A status callback may have landed between the provider call and this record (an instant
     `busy`, say): the row is re-read and only ever moved forward."""
     db.session.refresh(delivery)
+    metrics.delivery_recorded(tenant.slug, delivery.channel, delivery.purpose, result.status)
     delivery.provider_ref = result.provider_ref or delivery.provider_ref
     if delivery.status != "sending":
         delivery.sent_at = delivery.sent_at or now
@@ -247,6 +249,7 @@ def fall_back(tenant: Tenant, delivery: Delivery, now: datetime) -> list[int]:
             .values(status="failed").returning(Check.id)
             .execution_options(synchronize_session=False)).all()
         if failed:
+            metrics.CHECKS_FAILED.labels(tenant.slug).inc(len(failed))
             incidents.open_incidents(
                 list(db.session.scalars(select(Check).where(Check.id.in_(failed)))), now)
     elif delivery.incident_id:

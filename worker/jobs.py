@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Flask, has_app_context
 
+from mimamori import logging as logs
 from mimamori.extensions import db
 from tenants.models import Tenant
 from tenants.tenancy import bind_tenant
 from tenants.types import utcnow
+
+log = logging.getLogger(__name__)
 
 _app: Flask | None = None
 
 
 @contextmanager
 def app_context() -> Iterator[None]:
-    """The worker's app context (one app per process, made on first use)."""
+    """The worker's app context (one app per process, made on first use), with the job's id
+    on every log line."""
     global _app
     if has_app_context():
-        yield
+        with logs.job_context():
+            yield
         return
     if _app is None:
         from wsgi import create_app
 
         _app = create_app()
-    with _app.app_context():
+    with _app.app_context(), logs.job_context():
         yield
 
 
@@ -40,9 +46,11 @@ def send_batch(tenant_id: int, batch_key: str) -> None:
             tenant = db.session.get(Tenant, tenant_id)
             if tenant is None:
                 return
+            logs.bind(tenant=tenant.slug)
             follow_up = dispatch.dispatch(tenant, batch_key)
             if follow_up:
                 queue_deliveries(tenant_id, follow_up, utcnow())
+            log.info("batch sent", extra={"batch": batch_key, "fallbacks": len(follow_up)})
         finally:
             db.session.remove()
 

@@ -29,5 +29,6 @@ def queue() -> Queue:
 
 def enqueue(function: str, *args: Any, job_id: str | None = None) -> None:
     """Put a job on the queue; RQ retries a crashed job, the database keeps it from doubling."""
+    # The description is what RQ logs for the job: the function only, as arguments may hold text.
     queue().enqueue(function, *args, job_id=job_id, retry=Retry(max=3, interval=[5, 30, 120]),
-                    result_ttl=3600, failure_ttl=7 * 24 * 3600)
+                    result_ttl=3600, failure_ttl=7 * 24 * 3600, description=function)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, exists, select, update
 
+from mimamori import metrics
 from mimamori.extensions import db
 from tenants import messages
 from tenants.batching import chunks
@@ -183,6 +184,7 @@ def answer(check: Check, via: str, at: datetime) -> bool:
     ).rowcount
     if not claimed:
         return False
+    metrics.CHECKS_ANSWERED.labels(db.session.get(Tenant, check.tenant_id).slug, via).inc()
     db.session.refresh(check)
     deliveries.cancel_pending(check_id=check.id, now=at)
     incidents.resolve_by_answer(check, via, at)

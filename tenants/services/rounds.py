@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import exists, func, select
 
+from mimamori import metrics
 from mimamori.extensions import db
 from tenants import messages
 from tenants.errors import ValidationFailed
@@ -46,6 +47,7 @@ def start_round(tenant: Tenant, message: str, group_id: int | None, now: datetim
         ["tenant_id", "resident_id", "round_id", "occurrence", "scheduled_at", "status",
          "window_ends_at", "created_at"], candidates).returning(Check.id)))
     round_.targeted = len(check_ids)
+    metrics.CHECKS_PLANNED.labels(tenant.slug, "round").inc(len(check_ids))
     texts = {channel: messages.round_text(message, channel) for channel in ("line", "sms", "voice")}
     planned = send_first_deliveries(tenant, check_ids, now, texts=texts, purpose="round")
     planned.checks = len(check_ids)

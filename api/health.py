@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, abort, current_app, request
 from sqlalchemy import text
 
 from mimamori import metrics
@@ -41,7 +41,13 @@ def readyz() -> Any:
 
 @blueprint.get("/metrics")
 def prometheus_metrics() -> Any:
-    """Every gunicorn worker's metrics added up, plus the queues as Redis holds them now."""
+    """Every gunicorn worker's metrics added up, plus the queues as Redis holds them now.
+
+    With METRICS_PORT set, `mimamori serve` listens on that port too and /metrics answers only
+    there, so the port behind the public ingress does not publish per-tenant counts."""
+    port = current_app.config.get("METRICS_PORT")
+    if port and request.environ.get("SERVER_PORT") != str(port):
+        abort(404)
     queues = None
     if current_app.config.get("REDIS_URL"):
         from worker.queues import QUEUE_NAMES, redis_connection

@@ -129,7 +129,7 @@ def serve(info: ScriptInfo, port: int) -> None:
     GUNICORN_CMD_ARGS passes further gunicorn options.
     """
     # Create the app once here so bad settings fail in one line before gunicorn forks workers.
-    info.load_app()
+    metrics_port = info.load_app().config.get("METRICS_PORT")
     workers = _env_int("WEB_CONCURRENCY", DEFAULT_WEB_CONCURRENCY)
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Every gunicorn worker counts into this directory and /metrics adds them up.
@@ -139,6 +139,8 @@ def serve(info: ScriptInfo, port: int) -> None:
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"0.0.0.0:{port}",
             "--workers", str(workers), "--threads", str(GUNICORN_THREADS),
             "--config", "python:mimamori.gunicorn_config", "wsgi:create_app()"]
+    if metrics_port and metrics_port != port:
+        argv[3:3] = ["--bind", f"0.0.0.0:{metrics_port}"]  # /metrics answers only on this one
     # Replace this process, so signals from a supervisor reach gunicorn's master directly.
     os.execv(sys.executable, argv)
 
@@ -193,6 +195,7 @@ def dev(info: ScriptInfo, port: int, host: str, reset_passwords: bool) -> None:
         raise click.ClickException(
             "mimamori dev seeds demo accounts and is not for production; use mimamori serve."
         )
+    app.config["METRICS_PORT"] = None  # one port for everything, /metrics included
     with app.app_context():
         upgrade()
         login = seed_demo(reset_passwords=reset_passwords)

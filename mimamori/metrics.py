@@ -218,16 +218,6 @@ def tick_is_recent(now: float | None = None) -> bool:
     return now - last < TICK_STALE_AFTER
 
 
-def metrics_port() -> int:
-    """METRICS_PORT for `mimamori worker` and `mimamori scheduler`; 0 turns the endpoint off."""
-    raw = os.environ.get("METRICS_PORT", "").strip()
-    if not raw:
-        return DEFAULT_METRICS_PORT
-    if not raw.isdigit() or int(raw) > 65535:
-        raise ValueError(f"METRICS_PORT must be a port number (0 = off), not {raw!r}")
-    return int(raw)
-
-
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass

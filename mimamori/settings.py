@@ -30,6 +30,8 @@ class Settings:
     line_data_api_base_url: str
     twilio_api_base_url: str
     instance_path: Path
+    # The metrics endpoint's own port: None when unset, 0 for none (see mimamori.metrics).
+    metrics_port: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -47,6 +49,7 @@ class Settings:
             "LINE_API_BASE_URL": self.line_api_base_url,
             "LINE_DATA_API_BASE_URL": self.line_data_api_base_url,
             "TWILIO_API_BASE_URL": self.twilio_api_base_url,
+            "METRICS_PORT": self.metrics_port,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.is_production,
@@ -107,6 +110,12 @@ def load_settings(instance_path: Path, env: dict[str, str] | None = None) -> Set
     raw_keys = env.get("ENCRYPTION_KEY", "").strip()
     encryption_keys = tuple(k.strip() for k in raw_keys.split(",") if k.strip())
 
+    metrics_port = env.get("METRICS_PORT", "").strip()
+    if metrics_port and not (metrics_port.isdigit() and int(metrics_port) <= 65535):
+        raise SettingsError(
+            f"METRICS_PORT must be a port number (0 turns the metrics endpoint off), not {metrics_port!r}"
+        )
+
     database_url = env.get("DATABASE_URL", "").strip()
     if not database_url:
         instance_path.mkdir(parents=True, exist_ok=True)
@@ -124,4 +133,5 @@ def load_settings(instance_path: Path, env: dict[str, str] | None = None) -> Set
         ).rstrip("/"),
         twilio_api_base_url=env.get("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/"),
         instance_path=instance_path,
+        metrics_port=int(metrics_port) if metrics_port else None,
     )

@@ -218,20 +218,22 @@ def _sum_samples(text: str, name: str, **labels: str) -> float:
 
 def test_gunicorn_workers_metrics_add_up(tmp_path: Path) -> None:
     """Under `mimamori serve` with two worker processes, does /metrics count every request,
-    whichever process served it?"""
+    whichever process served it, and answer only on METRICS_PORT, not on the public port?"""
+    metrics_port = free_port()
     env = _env(tmp_path / "instance", DATABASE_URL=f"sqlite:///{tmp_path / 'serve.sqlite3'}",
                WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
-               LOG_FORMAT="json")
+               LOG_FORMAT="json", METRICS_PORT=str(metrics_port))
     assert mimamori("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     port = free_port()
     with running(["serve", "--port", str(port)], env, tmp_path) as (process, output):
-        _wait_for_metrics(process, output, port, "mimamori_tick_seconds")
+        _wait_for_metrics(process, output, metrics_port, "mimamori_tick_seconds")
+        assert get(f"http://127.0.0.1:{port}/metrics")[0] == 404
         for _ in range(40):
             request = urllib.request.Request(f"http://127.0.0.1:{port}/webhooks/line/nobody",
                                              data=b"{}", method="POST")
             with pytest.raises(urllib.error.HTTPError):
                 urllib.request.urlopen(request, timeout=15)
-        status, body = get(f"http://127.0.0.1:{port}/metrics")
+        status, body = get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200
         assert _sum_samples(body, "mimamori_webhook_requests_total", webhook="line",
                             status="404") == 40
@@ -273,3 +275,13 @@ def _wait_for_metrics(process: Any, output: Path, port: int, metric: str, positi
             pass
         time.sleep(0.2)
     pytest.fail(f"no {metric} on port {port} within {seconds} s:\n{output.read_text()}\n{body}")
+
+
+def test_a_bad_metrics_port_stops_with_a_clear_message(tmp_path: Path) -> None:
+    """Is METRICS_PORT=abc refused at start-up, naming the setting?"""
+    from mimamori.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="METRICS_PORT"):
+        load_settings(tmp_path, {"METRICS_PORT": "abc"})
+    assert load_settings(tmp_path, {"METRICS_PORT": "0"}).metrics_port == 0
+    assert load_settings(tmp_path, {}).metrics_port is None

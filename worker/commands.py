@@ -7,6 +7,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from rq import SimpleWorker
 
@@ -64,7 +65,5 @@ def scheduler_command() -> None:
 
 
 def _metrics_port() -> int:
-    try:
-        return metrics.metrics_port()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    port = current_app.config.get("METRICS_PORT")
+    return metrics.DEFAULT_METRICS_PORT if port is None else port

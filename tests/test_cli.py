@@ -86,7 +86,9 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
-def wait_until_up(process: subprocess.Popen[bytes], output: Path, port: int, seconds: float = 20) -> None:
+def wait_until_up(process: subprocess.Popen[bytes], output: Path, port: int, seconds: float = 90) -> None:
+    # `serve` builds the app once to check the settings, then gunicorn's workers build it again:
+    # on a busy machine that takes a while, and gunicorn holds early requests until then.
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -94,7 +96,7 @@ def wait_until_up(process: subprocess.Popen[bytes], output: Path, port: int, sec
         try:
             if get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out (URLError is an OSError too)
             time.sleep(0.2)
     pytest.fail(f"no answer on port {port} within {seconds} s:\n{output.read_text()}")
 

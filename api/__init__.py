@@ -55,7 +55,9 @@ def init_api(app: Flask) -> ProblemApi:
 
     for module in (tenants, residents, imports, groups, policies, checks, rounds):
         for blueprint in module.blueprints:
-            api.register_blueprint(blueprint)
+            # Blueprint names are app-wide and the dashboard names its pages after the same
+            # resources (rounds.index, residents.index): the API's endpoints are "api-rounds.…".
+            api.register_blueprint(blueprint, name=f"api-{blueprint.name}")
 
     app.before_request(_require_json_body)
     app.before_request(authenticate_request)

@@ -1,7 +1,16 @@
 """The dashboard's blueprints, registered by admin_ui.init_admin."""
 
+from admin_ui.views.audit import blueprint as audit_blueprint
 from admin_ui.views.auth import blueprint as auth_blueprint
+from admin_ui.views.chains import blueprint as chains_blueprint
 from admin_ui.views.console import blueprint as console_blueprint
 from admin_ui.views.dashboard import blueprint as dashboard_blueprint
+from admin_ui.views.policies import blueprint as policies_blueprint
+from admin_ui.views.rounds import blueprint as rounds_blueprint
+from admin_ui.views.simulator import blueprint as simulator_blueprint
+from admin_ui.views.stats import blueprint as stats_blueprint
 
 blueprints = [auth_blueprint, dashboard_blueprint, console_blueprint]
+# Check policies, alert chains, rounds, statistics, audit log and the resident simulator.
+blueprints += [policies_blueprint, chains_blueprint, rounds_blueprint, stats_blueprint,
+               audit_blueprint, simulator_blueprint]

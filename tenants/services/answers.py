@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import and_, or_, select
 
 from mimamori.extensions import db
 from tenants import messages
+from tenants.errors import Conflict
 from tenants.japanese import normalise_phone
 from tenants.models import (
     Check,
@@ -409,3 +411,26 @@ def _fall_back(tenant: Tenant, delivery: Delivery, now: datetime) -> list[int]:
         if check is None or check.answered_at is not None:
             return []
     return fall_back(tenant, delivery, now)
+
+# The resident simulator (sandbox tenants)
+
+def simulated_answer(tenant: Tenant, delivery: Delivery, now: datetime) -> Outcome:
+    """Answer a message as the resident who received it would: LINE's 「元気です」 button, an SMS
+    reply of "1", keypad 1 on the call — through the same rules as the webhooks, only without a
+    provider's signature. Sandbox tenants only: real providers' answers come signed."""
+    if not tenant.is_sandbox:
+        raise Conflict("only a sandbox tenant takes simulated answers")
+    if delivery.recipient_type != "resident" or not delivery.address:
+        return _rejected("not_a_resident")
+    if delivery.status not in TOLD:
+        return _rejected("not_received")  # still queued, or it never reached the resident
+    event_id = f"simulator-{uuid.uuid4()}"
+    if delivery.channel == "line":
+        check = db.session.get(Check, delivery.check_id) if delivery.check_id else None
+        if check is None:
+            return _rejected("unknown_check")
+        return line_event(tenant, LineEvent(event_id, "postback", delivery.address,
+                                            data=messages.answer_data(check.occurrence)), now)
+    if delivery.channel == "sms":
+        return sms_received(event_id, delivery.address, "1", now)
+    return voice_keypress(tenant, delivery, "1", now)

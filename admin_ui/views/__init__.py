@@ -8,9 +8,10 @@ from admin_ui.views.dashboard import blueprint as dashboard_blueprint
 from admin_ui.views.policies import blueprint as policies_blueprint
 from admin_ui.views.rounds import blueprint as rounds_blueprint
 from admin_ui.views.simulator import blueprint as simulator_blueprint
+from admin_ui.views.staff import blueprint as staff_blueprint
 from admin_ui.views.stats import blueprint as stats_blueprint
 
-blueprints = [auth_blueprint, dashboard_blueprint, console_blueprint]
+blueprints = [auth_blueprint, dashboard_blueprint, console_blueprint, staff_blueprint]
 # Check policies, alert chains, rounds, statistics, audit log and the resident simulator.
 blueprints += [policies_blueprint, chains_blueprint, rounds_blueprint, stats_blueprint,
                audit_blueprint, simulator_blueprint]

@@ -1,15 +1,20 @@
-"""Staff accounts: operators and tenant users, with argon2 password hashes."""
+"""Staff accounts: operators and tenant users (argon2 hashes), managed by their tenant's admins."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterable
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select
 
 from mimamori.extensions import db
-from tenants.errors import Conflict
-from tenants.models import User
-from tenants.models.staff import OPERATOR
+from tenants.errors import Conflict, NotFound, field_error
+from tenants.japanese import normalise_kana, normalise_text
+from tenants.models import Resident, ResidentAssignment, User
+from tenants.models.staff import OPERATOR, TENANT_ROLES
+from tenants.services.audit import record
 
 _hasher = PasswordHasher()
 
@@ -48,3 +53,126 @@ def create_operator(email: str, password: str) -> User:
 
 def tenant_staff(tenant_id: int) -> list[User]:
     return list(db.session.scalars(select(User).where(User.tenant_id == tenant_id).order_by(User.id)))
+
+
+# Staff management by a tenant's admins (職員): invitations, resets, deactivation, assignments.
+
+# No 0/O, 1/l/I: a temporary password is read off a screen and typed or told over the phone.
+_TEMPORARY_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def temporary_password() -> str:
+    """A one-time password an admin hands over; the user must replace it at first sign-in."""
+    groups = ("".join(secrets.choice(_TEMPORARY_ALPHABET) for _ in range(4)) for _ in range(4))
+    return "-".join(groups)
+
+
+def tenant_user(tenant_id: int, user_id: int) -> User:
+    """One of this tenant's users; another tenant's id (or an operator's) is not found."""
+    user = db.session.scalar(select(User).where(User.id == user_id, User.tenant_id == tenant_id))
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+def invite_user(tenant_id: int, email: str, role: str, name: str | None,
+                actor: User) -> tuple[User, str]:
+    """A new login with a temporary password (returned once, never stored in the clear)."""
+    if role not in TENANT_ROLES:
+        raise field_error("role", f"Unknown role {role!r}.")
+    password = temporary_password()
+    user = create_user(email, password, role, tenant_id, name=name or None)
+    user.must_change_password = True
+    record("staff.create", tenant_id=tenant_id, target=user, user_id=actor.id,
+           detail={"role": role})
+    return user, password
+
+
+def _not_oneself(user: User, actor: User, what: str) -> None:
+    if user.id == actor.id:
+        raise Conflict(f"you cannot {what} your own account")
+
+
+def reset_password(user: User, actor: User) -> str:
+    """A new temporary password; the user's sessions end, as the session key follows the hash."""
+    _not_oneself(user, actor, "reset the password of")
+    password = temporary_password()
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    record("staff.password_reset", tenant_id=user.tenant_id, target=user, user_id=actor.id)
+    db.session.flush()
+    return password
+
+
+def set_active(user: User, active: bool, actor: User) -> None:
+    """Deactivate (signed out at once, cannot sign in) or reactivate a login."""
+    _not_oneself(user, actor, "deactivate")
+    if user.active == active:
+        return
+    user.active = active
+    record("staff.reactivate" if active else "staff.deactivate", tenant_id=user.tenant_id,
+           target=user, user_id=actor.id)
+    db.session.flush()
+
+
+def assigned_resident_ids(user: User) -> set[int]:
+    return set(db.session.scalars(select(ResidentAssignment.resident_id)
+                                  .where(ResidentAssignment.user_id == user.id)))
+
+
+def assign_residents(user: User, chosen: Iterable[int], shown: Iterable[int],
+                     actor: User) -> tuple[list[int], list[int]]:
+    """Set a commissioner's residents among those the admin was shown (a search shows a part).
+
+    Residents in `shown` and `chosen` are assigned, those shown but not chosen unassigned; the
+    rest stay as they are. Returns the ids added and removed.
+    """
+    if user.role != "commissioner":
+        raise field_error("role", "Only welfare commissioners' logins have assigned residents.")
+    shown_ids = set(shown)
+    chosen_ids = set(chosen) & shown_ids
+    # Ids from the form: only the bound tenant's residents exist here (tenant-scoped query).
+    known = set(db.session.scalars(select(Resident.id).where(Resident.id.in_(shown_ids))))
+    if shown_ids - known:
+        raise NotFound("no such residents")
+    current = assigned_resident_ids(user)
+    added = sorted(chosen_ids - current)
+    removed = sorted((shown_ids - chosen_ids) & current)
+    if removed:
+        db.session.execute(delete(ResidentAssignment).where(
+            ResidentAssignment.user_id == user.id, ResidentAssignment.resident_id.in_(removed)))
+    db.session.add_all(ResidentAssignment(tenant_id=user.tenant_id, user_id=user.id,
+                                          resident_id=resident_id) for resident_id in added)
+    if added or removed:
+        record("staff.assign_residents", tenant_id=user.tenant_id, target=user, user_id=actor.id,
+               detail={"added": added, "removed": removed})
+    db.session.flush()
+    return added, removed
+
+
+def search_residents(query: str, exclude: Iterable[int] = (), limit: int = 50) -> list[Resident]:
+    """The bound tenant's residents whose name or kana contains `query` (spaces ignored)."""
+    statement = select(Resident)
+    words = normalise_text(query).replace(" ", "")
+    if words:
+        try:
+            kana = normalise_kana(words)
+        except ValueError:
+            kana = words
+        statement = statement.where(or_(
+            func.replace(Resident.name, " ", "").contains(words, autoescape=True),
+            func.replace(func.coalesce(Resident.name_kana, ""), " ", "").contains(
+                kana, autoescape=True)))
+    excluded = list(exclude)
+    if excluded:
+        statement = statement.where(Resident.id.not_in(excluded))
+    order = (func.coalesce(Resident.name_kana, Resident.name), Resident.id)
+    return list(db.session.scalars(statement.order_by(*order).limit(limit)))
+
+
+def residents_by_id(resident_ids: Iterable[int]) -> list[Resident]:
+    ids = list(resident_ids)
+    if not ids:
+        return []
+    order = (func.coalesce(Resident.name_kana, Resident.name), Resident.id)
+    return list(db.session.scalars(select(Resident).where(Resident.id.in_(ids)).order_by(*order)))

@@ -1,0 +1,155 @@
+"""Staff management (職員) by a tenant's admins: logins, temporary passwords, commissioners' residents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from marshmallow import ValidationError
+from wtforms import EmailField, SelectChoice, SelectField, StringField
+from wtforms.validators import DataRequired
+
+from admin_ui.session import requires, tenant_blueprint
+from mimamori.extensions import db
+from schemas.tenants import StaffIn
+from tenants.errors import Conflict, NotFound
+from tenants.models import User
+from tenants.models.staff import TENANT_ROLES
+from tenants.services import staff as staff_service
+
+blueprint = tenant_blueprint("staff", __name__)
+
+ROLE_LABELS = {
+    "admin": _l("管理者"),
+    "staff": _l("職員"),
+    "viewer": _l("閲覧のみ"),
+    "commissioner": _l("民生委員・ケースワーカー"),
+}
+# What the schema's rule for each field means, said the way staff read it.
+FIELD_MESSAGES = {
+    "email": _l("メールアドレスの形式で入力してください(例: hoken@city.example.jp)。"),
+    "role": _l("役割を選んでください。"),
+    "name": _l("氏名は200文字以内で入力してください。"),
+}
+SEARCH_LIMIT = 50
+
+
+class StaffForm(FlaskForm):
+    email = EmailField(_l("メールアドレス"), validators=[
+        DataRequired(message=_l("メールアドレスを入力してください。"))])
+    name = StringField(_l("氏名"))
+    role = SelectField(_l("役割"), choices=[SelectChoice(role, ROLE_LABELS[role]) for role in TENANT_ROLES],
+                       default="staff")
+
+
+def _user_or_404(user_id: int) -> User:
+    try:
+        return staff_service.tenant_user(g.tenant.id, user_id)
+    except NotFound:
+        abort(404)
+
+
+@blueprint.get("/staff/")
+@requires("manage")
+def index() -> Any:
+    users = sorted(staff_service.tenant_staff(g.tenant.id),
+                   key=lambda u: (not u.active, TENANT_ROLES.index(u.role), u.email))
+    return render_template("staff/index.html", users=users, roles=ROLE_LABELS)
+
+
+@blueprint.route("/staff/new", methods=["GET", "POST"])
+@requires("manage")
+def new() -> Any:
+    form = StaffForm()
+    if form.validate_on_submit():
+        try:
+            data = StaffIn(exclude=("password",)).load(
+                {"email": form.email.data.strip(), "role": form.role.data,
+                 "name": form.name.data or None})
+            user, password = staff_service.invite_user(
+                g.tenant.id, data["email"], data["role"], data.get("name"), actor=current_user)
+        except ValidationError as exc:
+            for name in exc.messages_dict:
+                getattr(form, name).errors.append(FIELD_MESSAGES[name])
+        except Conflict:
+            db.session.rollback()
+            form.email.errors.append(_("このメールアドレスはすでに登録されています。"))
+        else:
+            db.session.commit()
+            # Shown in this answer only: never flashed into the session cookie, never stored.
+            return render_template("staff/password.html", user=user, password=password,
+                                   created=True, roles=ROLE_LABELS)
+    return render_template("staff/new.html", form=form), 422 if form.is_submitted() else 200
+
+
+@blueprint.get("/staff/<int:user_id>")
+@requires("manage")
+def show(user_id: int) -> Any:
+    user = _user_or_404(user_id)
+    query = request.args.get("q", "").strip()
+    assigned, found = [], []
+    if user.role == "commissioner":
+        assigned_ids = staff_service.assigned_resident_ids(user)
+        assigned = staff_service.residents_by_id(assigned_ids)
+        found = staff_service.search_residents(query, exclude=assigned_ids, limit=SEARCH_LIMIT)
+    return render_template("staff/show.html", user=user, roles=ROLE_LABELS, query=query,
+                           assigned=assigned, found=found, search_limit=SEARCH_LIMIT)
+
+
+@blueprint.post("/staff/<int:user_id>/password")
+@requires("manage")
+def reset_password(user_id: int) -> Any:
+    user = _user_or_404(user_id)
+    try:
+        password = staff_service.reset_password(user, actor=current_user)
+    except Conflict:
+        flash(_("自分のパスワードは「パスワードの変更」から変更してください。"), "error")
+        return redirect(url_for("staff.show", user_id=user.id))
+    db.session.commit()
+    return render_template("staff/password.html", user=user, password=password, created=False,
+                           roles=ROLE_LABELS)
+
+
+@blueprint.post("/staff/<int:user_id>/active")
+@requires("manage")
+def set_active(user_id: int) -> Any:
+    user = _user_or_404(user_id)
+    active = request.form.get("active") == "1"
+    try:
+        staff_service.set_active(user, active, actor=current_user)
+    except Conflict:
+        flash(_("自分のアカウントは停止できません。"), "error")
+    else:
+        db.session.commit()
+        flash(_("%(email)s を再開しました。", email=user.email) if active
+              else _("%(email)s を停止しました。ログイン中の画面からも締め出されます。",
+                     email=user.email), "success")
+    return redirect(url_for("staff.show", user_id=user.id))
+
+
+def _ids(name: str) -> list[int]:
+    values = request.form.getlist(name)
+    if not all(value.isdigit() for value in values):
+        abort(400)
+    return [int(value) for value in values]
+
+
+@blueprint.post("/staff/<int:user_id>/residents")
+@requires("manage")
+def assign(user_id: int) -> Any:
+    user = _user_or_404(user_id)
+    if user.role != "commissioner":
+        abort(404)
+    try:
+        added, removed = staff_service.assign_residents(user, _ids("resident"), _ids("shown"),
+                                                        actor=current_user)
+    except NotFound:
+        abort(404)
+    db.session.commit()
+    flash(_("担当の利用者を更新しました(追加 %(added)s 人、解除 %(removed)s 人)。",
+            added=len(added), removed=len(removed)), "success")
+    return redirect(url_for("staff.show", user_id=user.id, q=request.form.get("q") or None))

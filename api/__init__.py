@@ -15,7 +15,7 @@ from tenants.errors import DomainError
 MAX_JSON_BYTES = 1024 * 1024
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Endpoints that take something other than JSON.
-NON_JSON_PATHS = ("/api/v1/residents/import",)
+NON_JSON_PATHS = ("/api/v1/residents/import", "/api/v1/earthquakes/jma")
 
 
 def _require_json_body() -> Any:
@@ -51,9 +51,20 @@ def init_api(app: Flask) -> ProblemApi:
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     })
-    from api import checks, groups, imports, policies, residents, rounds, tenants
+    from api import (
+        broadcasts,
+        checks,
+        earthquakes,
+        groups,
+        imports,
+        policies,
+        residents,
+        rounds,
+        tenants,
+    )
 
-    for module in (tenants, residents, imports, groups, policies, checks, rounds):
+    for module in (tenants, residents, imports, groups, policies, checks, rounds, broadcasts,
+                   earthquakes):
         for blueprint in module.blueprints:
             # Blueprint names are app-wide and the dashboard names its pages after the same
             # resources (rounds.index, residents.index): the API's endpoints are "api-rounds.…".

@@ -9,10 +9,11 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import audit, require_tenant
-from api.pagination import paginate
+from api.pagination import next_cursor, page_request, paginate
 from mimamori.extensions import db
-from schemas.groups import GroupIn, GroupOut
-from tenants.models import Group
+from schemas.groups import DigestOut, GroupIn, GroupOut
+from tenants.models import Group, GroupDigest
+from tenants.services import digests
 from tenants.services import groups as service
 
 blp = Blueprint("groups", __name__, url_prefix="/api/v1/groups",
@@ -56,3 +57,24 @@ class GroupById(MethodView):
         audit("group.delete", group)
         service.delete_group(group)
         db.session.commit()
+
+
+@blp.route("/<int:group_id>/digests")
+class GroupDigests(MethodView):
+    def get(self, group_id: int) -> Any:
+        """The digests sent to the group, newest first: whom each named (by name) and where
+        each of them stands now — answered since (by LINE, SMS or a call), incident, nothing."""
+        group = service.get_group(group_id)
+        before, limit = page_request()
+        statement = select(GroupDigest).where(GroupDigest.group_id == group.id)
+        if before is not None:
+            statement = statement.where(GroupDigest.id < before)
+        found = db.session.scalars(statement.order_by(GroupDigest.id.desc()).limit(limit + 1)).all()
+        page = found[:limit]
+        items = [{"id": d.id, "group_id": d.group_id, "occurrence": d.occurrence,
+                  "scheduled_at": d.scheduled_at, "created_at": d.created_at,
+                  "recipients": d.recipients, "acknowledged_at": d.acknowledged_at,
+                  "acknowledged_by": d.acknowledged_by, "unanswered": digests.describe(d)}
+                 for d in page]
+        return {"items": DigestOut(many=True).dump(items),
+                "next": next_cursor(page[-1].id) if len(found) > limit else None}

@@ -41,6 +41,17 @@ def _limit() -> int:
     return int(raw)
 
 
+def page_request() -> tuple[int | None, int]:
+    """This request's `?cursor=` (the last id of the previous page, or None) and `?limit=`, for
+    lists built another way than `paginate`."""
+    cursor = request.args.get("cursor")
+    return (_decode(cursor) if cursor else None), _limit()
+
+
+def next_cursor(last_id: int) -> str:
+    return _encode(last_id)
+
+
 def paginate(statement: Select, model: Any, schema: Schema) -> dict[str, Any]:
     """Page `statement` (a select of `model`) by ascending id."""
     limit = _limit()

@@ -11,8 +11,9 @@ from redis import RedisError
 from sqlalchemy import select
 
 from api.auth import audit, current_principal, require_tenant
+from api.pagination import next_cursor, page_request
 from mimamori.extensions import db
-from schemas.rounds import RoundIn, RoundOut
+from schemas.rounds import BreakdownOut, EscalationOut, RoundIn, RoundOut
 from tenants.models import Round
 from tenants.services import rounds as service
 from tenants.services.policies import bound_tenant
@@ -60,3 +61,32 @@ class RoundById(MethodView):
     def get(self, round_id: int) -> Any:
         """The live tally: targeted, answered, pending, missed, failed."""
         return service.tally(service.get_round(round_id))
+
+
+@blp.route("/<int:round_id>/breakdown")
+class RoundBreakdown(MethodView):
+    @blp.response(200, BreakdownOut)
+    def get(self, round_id: int) -> Any:
+        """The tally per group and per area, and who has not answered yet with their
+        vulnerability notes (a page of them; `?cursor=` for the next)."""
+        round_ = service.get_round(round_id)
+        after, limit = page_request()
+        groups, areas, without_area = service.by_group(round_)
+        waiting = service.unanswered(round_, after, limit)
+        page = waiting[:limit]
+        return {"round": service.tally(round_), "groups": groups, "areas": areas,
+                "without_area": without_area, "unanswered": page,
+                "next": next_cursor(page[-1]["check_id"]) if len(waiting) > limit else None}
+
+
+@blp.route("/<int:round_id>/escalate")
+class EscalateRound(MethodView):
+    @blp.response(200, EscalationOut)
+    def post(self, round_id: int) -> Any:
+        """Start the normal alert chain for everyone who has not answered the round: an incident
+        each, on the resident's own policy's chain (the clock fires its steps). Again: nothing new."""
+        round_ = service.get_round(round_id)
+        escalation = service.escalate(round_, utcnow())
+        audit("round.escalate", round_, detail={"opened": escalation["opened"]})
+        db.session.commit()
+        return escalation

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from schemas.common import LineUserId, Phone, StrictSchema, Text
-from tenants.models.groups import GROUP_KINDS
+from tenants.models.groups import DEFAULT_DIGEST_AFTER_MINUTES, GROUP_KINDS
 
 
 class GroupIn(StrictSchema):
@@ -16,6 +16,13 @@ class GroupIn(StrictSchema):
     leader_phone = Phone(load_default=None, allow_none=True)
     leader_line_user_id = LineUserId(load_default=None, allow_none=True)
     member_ids = fields.List(fields.Integer(strict=True), load_default=None, allow_none=True)
+    # The つながり digest: who has not answered, on LINE, this long after each check.
+    digest_enabled = fields.Boolean(load_default=False)
+    digest_after_minutes = fields.Integer(strict=True, load_default=DEFAULT_DIGEST_AFTER_MINUTES,
+                                          validate=validate.Range(min=1, max=7 * 24 * 60))
+    # Members who opted in to receive it (the leader always does when reachable on LINE).
+    digest_member_ids = fields.List(fields.Integer(strict=True), load_default=None,
+                                    allow_none=True)
 
 
 class GroupOut(StrictSchema):
@@ -27,7 +34,39 @@ class GroupOut(StrictSchema):
     leader_phone = fields.String(allow_none=True)
     leader_line_user_id = fields.String(allow_none=True)
     member_ids = fields.Method("_member_ids")
+    digest_enabled = fields.Boolean()
+    digest_after_minutes = fields.Integer()
+    digest_member_ids = fields.Method("_digest_member_ids")
     created_at = fields.DateTime()
 
     def _member_ids(self, group: object) -> list[int]:
         return sorted(m.resident_id for m in group.members)  # type: ignore[attr-defined]
+
+    def _digest_member_ids(self, group: object) -> list[int]:
+        return sorted(m.resident_id for m in group.members  # type: ignore[attr-defined]
+                      if m.receives_digest)
+
+
+class DigestPersonOut(StrictSchema):
+    resident_id = fields.Integer()
+    name = fields.String()
+    check_id = fields.Integer()
+    check_status = fields.String()
+    channel = fields.String(allow_none=True)
+    answered_via = fields.String(allow_none=True)
+    incident_id = fields.Integer(allow_none=True)
+    incident_status = fields.String(allow_none=True)
+
+
+class DigestOut(StrictSchema):
+    """A digest sent to a group: whom it named and where each of them stands now."""
+
+    id = fields.Integer()
+    group_id = fields.Integer()
+    occurrence = fields.String()
+    scheduled_at = fields.DateTime()
+    created_at = fields.DateTime()
+    recipients = fields.Integer()
+    acknowledged_at = fields.DateTime(allow_none=True)
+    acknowledged_by = fields.String(allow_none=True)
+    unanswered = fields.List(fields.Nested(DigestPersonOut))

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from marshmallow import ValidationError, fields, validate, validates
 
 from schemas.common import ClockTime, LineUserId, Phone, StrictSchema, Text, channel_list
+from schemas.earthquakes import EarthquakeSettings
 from tenants.models.staff import TENANT_ROLES
 from tenants.models.tenants import TENANT_KINDS
+from tenants.services.earthquakes import settings as earthquake_settings
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MIN_PASSWORD_LENGTH = 10
@@ -67,6 +69,8 @@ class TenantIn(StrictSchema):
                                    validate=validate.Range(min=1))
     twilio_calls_per_second = fields.Integer(strict=True, load_default=1,
                                              validate=validate.Range(min=1, max=100))
+    # Earthquake rounds from JMA reports: areas, threshold, hold and fold window.
+    earthquake = fields.Nested(EarthquakeSettings, load_default=None)
 
 
 class TenantUpdate(TenantIn):
@@ -90,6 +94,7 @@ class TenantOut(StrictSchema):
     on_duty = fields.List(fields.Dict())
     max_residents = fields.Integer(allow_none=True)
     twilio_calls_per_second = fields.Integer()
+    earthquake = fields.Method("_earthquake")
     sandbox = fields.Boolean(attribute="is_sandbox")
     active = fields.Boolean()
     created_at = fields.DateTime()
@@ -100,6 +105,9 @@ class TenantOut(StrictSchema):
 
     def _line(self, tenant: Any) -> dict[str, Any]:
         return {"configured": tenant.line_configured}
+
+    def _earthquake(self, tenant: Any) -> dict[str, Any]:
+        return earthquake_settings(tenant)
 
     def _twilio(self, tenant: Any) -> dict[str, Any]:
         return {"configured": tenant.twilio_configured, "from_number": tenant.twilio_from_number}

@@ -58,6 +58,67 @@ def alert_text(tenant_name: str, resident_name: str, channel: str, to_resident: 
             f"ご確認をお願いします。{ack}")
 
 
+def digest_data(group_id: int, occurrence: str) -> str:
+    """The postback data of the leader's 「見に行きます」 on a group digest."""
+    return f"digest:{group_id}:{occurrence}"
+
+
+GO_AND_SEE = "見に行きます"
+DIGEST_MAX_NAMES = 30  # a longer list ends "ほか n 名": a LINE message should stay readable
+
+
+def digest_text(group_name: str, when: str, names: list[str], for_leader: bool) -> str:
+    """The つながり digest: who in the group has not answered the check of `when` (names only)."""
+    shown = "\n".join(f"・{name}さん" for name in names[:DIGEST_MAX_NAMES])
+    if len(names) > DIGEST_MAX_NAMES:
+        shown += f"\nほか{len(names) - DIGEST_MAX_NAMES}名"
+    text = (f"【{group_name}】{when}の安否確認に、まだ応答のない方がいます。\n{shown}\n"
+            "お声がけをお願いします。")
+    if for_leader:
+        text += f"様子を見に行ける場合は「{GO_AND_SEE}」を押してください。"
+    return text
+
+
+def digest_reply(leader_name: str, acknowledged: list[str], no_incident: list[str],
+                 answered: list[str], handled: list[str]) -> str:
+    """What the leader reads after 「見に行きます」: what was recorded for whom, and what not."""
+
+    def names(people: list[str]) -> str:
+        return "、".join(f"{name}さん" for name in people)
+
+    parts = ["ありがとうございます。"]
+    if acknowledged:
+        parts.append(f"{names(acknowledged)}の未確認案件に、{leader_name}さんが見に行くと記録しました。")
+    if no_incident:
+        parts.append(f"{names(no_incident)}はまだ未確認案件になっていないため、記録していません。")
+    if answered:
+        parts.append(f"{names(answered)}はその後応答がありました。")
+    if handled:
+        parts.append(f"{names(handled)}は既に対応中です。")
+    return "".join(parts)
+
+
+DIGEST_NOT_LEADER = "このボタンはグループリーダーの方が使います。お声がけをありがとうございます。"
+
+
+def broadcast_text(tenant_name: str, message: str, channel: str) -> str:
+    """An information message from staff (event notice, evacuation information); no answer asked."""
+    if channel == "voice":
+        return f"{tenant_name}からのお知らせです。{message}"
+    separator = "\n" if channel == "line" else ""
+    return f"【{tenant_name}からのお知らせ】{separator}{message}"
+
+
+def spoken_twice(text: str) -> str:
+    """A call that only informs says its message twice, for those who missed the start."""
+    return f"{text} 繰り返します。{text}"
+
+
+def earthquake_text(area_name: str, intensity_label: str) -> str:
+    """The question of a round an earthquake started (round_text adds how to answer)."""
+    return f"{area_name}で震度{intensity_label}の地震がありました。ご無事ですか?"
+
+
 def staff_text(tenant_name: str, resident_name: str) -> str:
     return (f"【{tenant_name} 未確認案件】{resident_name}さんの安否が確認できていません。"
             "ダッシュボードで対応してください。")

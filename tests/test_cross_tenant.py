@@ -25,6 +25,7 @@ BODIES = {
     ("/api/v1/incidents/<int:incident_id>/acknowledge", "POST"): {"by": "某"},
     ("/api/v1/incidents/<int:incident_id>/resolve", "POST"): {"outcome": "safe"},
     ("/api/v1/incidents/<int:incident_id>/notes", "POST"): {"note": "覗き見"},
+    ("/api/v1/rounds/<int:round_id>/escalate", "POST"): {},
 }
 OPERATOR_PREFIX = "/api/v1/tenants"
 
@@ -39,6 +40,7 @@ def victim(clean_app, make_tenant):
     resident = created(a.api.post("/api/v1/residents", resident_body(
         check_policy_id=policy["id"], group_ids=[group["id"]])))
     round_ = created(a.api.post("/api/v1/rounds", {"message": "地震がありました"}))
+    broadcast = created(a.api.post("/api/v1/broadcasts", {"message": "避難所を開設しました"}))
     with clean_app.app_context(), bind_tenant(a.id):
         now = datetime.now(UTC)
         check = Check(resident_id=resident["id"], occurrence="t", scheduled_at=now,
@@ -50,7 +52,8 @@ def victim(clean_app, make_tenant):
         db.session.commit()
         ids = {"resident_id": resident["id"], "contact_id": resident["contacts"][0]["id"],
                "group_id": group["id"], "policy_id": policy["id"], "chain_id": chain["id"],
-               "check_id": check.id, "incident_id": incident.id, "round_id": round_["id"]}
+               "check_id": check.id, "incident_id": incident.id, "round_id": round_["id"],
+               "broadcast_id": broadcast["id"]}
     return a, ids
 
 
@@ -90,7 +93,8 @@ def test_lists_show_only_the_callers_tenant(make_tenant, victim):
     """Do tenant B's lists come back empty while tenant A has data everywhere?"""
     b = make_tenant("tenant-b", "B市")
     for path in ("/api/v1/residents", "/api/v1/groups", "/api/v1/check-policies",
-                 "/api/v1/alert-chains", "/api/v1/checks", "/api/v1/incidents", "/api/v1/rounds"):
+                 "/api/v1/alert-chains", "/api/v1/checks", "/api/v1/incidents", "/api/v1/rounds",
+                 "/api/v1/broadcasts"):
         assert b.api.get(path).get_json() == {"items": [], "next": None}, path
 
 

@@ -14,7 +14,7 @@ from mimamori import metrics
 from mimamori.extensions import db
 from tenants.batching import chunks
 from tenants.models import Check, Delivery, Tenant
-from tenants.services import checks, deliveries, incidents
+from tenants.services import checks, deliveries, digests, earthquakes, incidents
 from tenants.tenancy import all_tenants, bind_tenant
 from tenants.types import utcnow
 from worker import dispatch
@@ -35,6 +35,8 @@ class TickReport:
     reminders: int = 0
     missed: int = 0
     steps_deliveries: int = 0
+    digests: int = 0
+    earthquake_rounds: int = 0
     enqueued: int = 0
 
     def add(self, other: TickReport) -> None:
@@ -104,6 +106,12 @@ def tick_tenant(tenant: Tenant, now: datetime) -> TickReport:
     db.session.commit()
     report.steps_deliveries = len(incidents.fire_due_steps(tenant, now))
     db.session.commit()
+    report.digests = len(digests.send_due(tenant, now))
+    db.session.commit()
+    quakes = earthquakes.fire_due(tenant, now)
+    report.earthquake_rounds = len(quakes.round_ids)
+    db.session.commit()
+    enqueue_batches(tenant.id, quakes.batch_keys)
     report.enqueued += enqueue_due(tenant, now)
     metrics.tick_report(tenant.slug, report)
     return report

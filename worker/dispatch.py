@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from mimamori import metrics
 from mimamori.extensions import db
 from tenants import messages
-from tenants.models import Check, Contact, Delivery, Incident, Resident, Tenant
+from tenants.models import Broadcast, Check, Contact, Delivery, GroupDigest, Incident, Resident, Tenant
 from tenants.services import deliveries, incidents
 from tenants.services.deliveries import delivery_row, first_working
 from tenants.types import utcnow
@@ -72,6 +72,12 @@ def _rate_limit(tenant: Tenant, channel: str, requests: int) -> None:
 
 
 def _answer_data(delivery: Delivery, checks: dict[int, Check]) -> tuple[str | None, str]:
+    if delivery.purpose == "digest":
+        # Only the leader's copy of a group digest carries 「見に行きます」.
+        digest = db.session.get(GroupDigest, delivery.digest_id) if delivery.digest_id else None
+        if digest is None or delivery.recipient_type != "leader":
+            return None, messages.GO_AND_SEE
+        return messages.digest_data(digest.group_id, digest.occurrence), messages.GO_AND_SEE
     if delivery.recipient_type == "staff":
         return None, messages.ANSWER_LABEL
     if delivery.recipient_type in ("contact", "leader") and delivery.incident_id:
@@ -223,7 +229,9 @@ def fall_back(tenant: Tenant, delivery: Delivery, now: datetime) -> list[int]:
         Delivery.check_id.is_(None) if delivery.check_id is None
         else Delivery.check_id == delivery.check_id,
         Delivery.incident_id.is_(None) if delivery.incident_id is None
-        else Delivery.incident_id == delivery.incident_id)))
+        else Delivery.incident_id == delivery.incident_id,
+        Delivery.broadcast_id.is_(None) if delivery.broadcast_id is None
+        else Delivery.broadcast_id == delivery.broadcast_id)))
     choice = None
     if person is not None:
         choice = first_working(tenant, person.channels, person.phone, person.line_user_id,
@@ -238,7 +246,8 @@ def fall_back(tenant: Tenant, delivery: Delivery, now: datetime) -> list[int]:
                            recipient_id=delivery.recipient_id, channel=channel, address=address,
                            body=_rephrase(tenant, delivery, channel), now=now, tenant=tenant,
                            check_id=delivery.check_id, incident_id=delivery.incident_id,
-                           round_id=delivery.round_id)
+                           round_id=delivery.round_id, broadcast_id=delivery.broadcast_id,
+                           digest_id=delivery.digest_id)
         if delivery.check_id and delivery.purpose in ("check", "round"):
             db.session.execute(update(Check).where(Check.id == delivery.check_id)
                                .values(channel=channel))
@@ -265,6 +274,10 @@ def _rephrase(tenant: Tenant, delivery: Delivery, channel: str) -> str:
                 "voice": messages.check_voice}[channel](tenant.name)
     if delivery.purpose == "reminder":
         return messages.reminder_text(tenant.name, channel)
+    if delivery.purpose == "broadcast" and delivery.broadcast_id:
+        broadcast = db.session.get(Broadcast, delivery.broadcast_id)
+        if broadcast is not None:
+            return messages.broadcast_text(tenant.name, broadcast.message, channel)
     if delivery.purpose == "alert" and delivery.recipient_type in ("contact", "resident"):
         incident = db.session.get(Incident, delivery.incident_id)
         resident = db.session.get(Resident, incident.resident_id) if incident else None

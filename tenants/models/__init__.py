@@ -1,6 +1,8 @@
 """The domain's tables; import from here so every model is registered with the metadata."""
 
 from tenants.models.audit import AuditEvent
+from tenants.models.community import Broadcast, GroupDigest
+from tenants.models.earthquakes import EarthquakeTrigger, JmaReport
 from tenants.models.engine import (
     Check,
     Delivery,
@@ -21,15 +23,19 @@ __all__ = [
     "AlertStep",
     "ApiToken",
     "AuditEvent",
+    "Broadcast",
     "Check",
     "CheckPolicy",
     "Contact",
     "Delivery",
+    "EarthquakeTrigger",
     "Group",
+    "GroupDigest",
     "GroupMember",
     "InboundMessage",
     "Incident",
     "IncidentEvent",
+    "JmaReport",
     "Resident",
     "ResidentAssignment",
     "ResidentPause",

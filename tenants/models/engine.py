@@ -85,6 +85,12 @@ class Delivery(TenantScoped, db.Model):
         ForeignKey("incidents.id", ondelete="CASCADE"), index=True
     )
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), index=True
+    )
+    digest_id: Mapped[int | None] = mapped_column(
+        ForeignKey("group_digests.id", ondelete="CASCADE"), index=True
+    )
     purpose: Mapped[str] = mapped_column(String(16))
     recipient_type: Mapped[str] = mapped_column(String(16))
     recipient_id: Mapped[int | None]

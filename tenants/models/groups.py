@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mimamori.extensions import db
@@ -12,6 +12,7 @@ from tenants.tenancy import TenantScoped
 from tenants.types import UTCDateTime, utcnow
 
 GROUP_KINDS = ("community", "area")
+DEFAULT_DIGEST_AFTER_MINUTES = 23 * 60
 
 
 class Group(TenantScoped, db.Model):
@@ -29,6 +30,11 @@ class Group(TenantScoped, db.Model):
     leader_name: Mapped[str | None] = mapped_column(String(200))
     leader_phone: Mapped[str | None] = mapped_column(String(20))
     leader_line_user_id: Mapped[str | None] = mapped_column(String(64))
+    # The つながり digest: members who opted in and the leader hear, on LINE, who has not
+    # answered a check this long after it went out (the seed service: 23 hours).
+    digest_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    digest_after_minutes: Mapped[int] = mapped_column(default=DEFAULT_DIGEST_AFTER_MINUTES,
+                                                      server_default=str(DEFAULT_DIGEST_AFTER_MINUTES))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     members: Mapped[list[GroupMember]] = relationship(
@@ -45,6 +51,7 @@ class GroupMember(TenantScoped, db.Model):
     resident_id: Mapped[int] = mapped_column(
         ForeignKey("residents.id", ondelete="CASCADE"), index=True
     )
+    receives_digest: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     group: Mapped[Group] = relationship(back_populates="members")
     resident: Mapped[Resident] = relationship(back_populates="memberships")  # noqa: F821

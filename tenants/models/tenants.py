@@ -31,6 +31,14 @@ class Tenant(db.Model):
     # On-duty staff reached by a `staff` alert step: [{"name", "phone", "line_user_id"}].
     on_duty: Mapped[list] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
+    # Earthquake rounds (気象庁防災情報XML): JIS municipality codes (5 digits) and seismic
+    # intensity areas (細分区域, 3 digits) the tenant covers, the JMA intensity that starts a
+    # round, how long to wait for corrections, and how long aftershocks join the same round.
+    quake_city_codes: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    quake_area_codes: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    quake_min_intensity: Mapped[str] = mapped_column(String(2), default="5-", server_default="5-")
+    quake_hold_minutes: Mapped[int] = mapped_column(default=10, server_default="10")
+    quake_fold_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
 
     line_channel_secret: Mapped[str | None] = mapped_column(EncryptedText)
     line_channel_access_token: Mapped[str | None] = mapped_column(EncryptedText)

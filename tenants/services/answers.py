@@ -32,7 +32,7 @@ from tenants.models import (
     Tenant,
     WebhookEvent,
 )
-from tenants.services import checks, deliveries, incidents
+from tenants.services import checks, deliveries, digests, incidents
 from tenants.services.deliveries import PENDING, insert_ignoring_duplicates
 from tenants.tenancy import bound_tenant_id
 
@@ -51,6 +51,7 @@ STATUS_WORDS = {"sent": "送信しました", "delivered": "届きました", "r
                 "no_answer": "応答がありませんでした", "canceled": "取り消されました"}
 _LINK_CODE = re.compile(r"[0-9]{6}")
 _INCIDENT_ID = re.compile(r"[0-9]{1,18}")
+_DIGEST = re.compile(r"([0-9]{1,18}):(.{1,40})")
 
 
 @dataclass
@@ -251,8 +252,13 @@ def _line_text(user_id: str, text: str, now: datetime) -> Outcome:
 
 
 def _line_postback(user_id: str, data: str, now: datetime) -> Outcome:
-    """The OK button ("answer:<occurrence>") or a contact's "見に行きます" ("ack:<incident id>")."""
+    """The OK button ("answer:<occurrence>"), a contact's "見に行きます" ("ack:<incident id>") or a
+    group leader's on a digest ("digest:<group id>:<occurrence>")."""
     kind, _, value = data.partition(":")
+    digest = _DIGEST.fullmatch(value) if kind == "digest" else None
+    if digest is not None:
+        answer = digests.leader_goes_to_see(user_id, int(digest[1]), digest[2], now)
+        return Outcome(answer.result, reply=answer.reply, rejected=answer.rejected)
     if kind == "answer":
         resident = _resident_by_line(user_id)
         # Only the resident's own check matches: another tenant's or person's occurrence finds none.

@@ -84,13 +84,15 @@ def quiet_hours_end(tenant: Tenant, at: datetime) -> datetime | None:
 def delivery_row(*, key: str, purpose: str, recipient_type: str, recipient_id: int | None,
                  channel: str, address: str, body: str, now: datetime, tenant: Tenant,
                  check_id: int | None = None, incident_id: int | None = None,
-                 round_id: int | None = None) -> dict[str, Any]:
+                 round_id: int | None = None, broadcast_id: int | None = None,
+                 digest_id: int | None = None) -> dict[str, Any]:
     """A delivery to insert; voice calls inside quiet hours wait for them to end."""
     not_before = quiet_hours_end(tenant, now) if channel == "voice" else None
     return {"tenant_id": tenant.id, "idempotency_key": key, "purpose": purpose,
             "recipient_type": recipient_type, "recipient_id": recipient_id, "channel": channel,
             "address": address, "body": body, "status": "queued", "check_id": check_id,
-            "incident_id": incident_id, "round_id": round_id, "attempts": 0,
+            "incident_id": incident_id, "round_id": round_id, "broadcast_id": broadcast_id,
+            "digest_id": digest_id, "attempts": 0,
             "not_before": not_before, "created_at": now, "updated_at": now}
 
 

@@ -12,7 +12,7 @@ from tenants.models import Group, GroupMember, Resident
 from tenants.services.lookup import get_or_404
 
 GROUP_FIELDS = ("name", "kind", "leader_resident_id", "leader_name", "leader_phone",
-                "leader_line_user_id")
+                "leader_line_user_id", "digest_enabled", "digest_after_minutes")
 
 
 def get_group(group_id: int) -> Group:
@@ -32,6 +32,12 @@ def _check(group: Group, data: dict[str, Any]) -> None:
     unknown = sorted(set(members) - _known_residents(members))
     if unknown:
         errors["member_ids"] = [f"No resident {', '.join(map(str, unknown))}."]
+    if data.get("digest_member_ids") is not None:
+        final = (set(members) if data.get("member_ids") is not None
+                 else {m.resident_id for m in group.members})
+        outside = sorted(set(data["digest_member_ids"]) - final)
+        if outside:
+            errors["digest_member_ids"] = [f"Not a member: {', '.join(map(str, outside))}."]
     if errors:
         raise ValidationFailed("unknown residents", errors)
     if "name" in data:
@@ -50,6 +56,10 @@ def _apply(group: Group, data: dict[str, Any]) -> None:
         group.members = [m for m in group.members if m.resident_id in wanted]
         present = {m.resident_id for m in group.members}
         group.members.extend(GroupMember(resident_id=r) for r in sorted(wanted - present))
+    if data.get("digest_member_ids") is not None:
+        opted_in = set(data["digest_member_ids"])
+        for member in group.members:
+            member.receives_digest = member.resident_id in opted_in
 
 
 def create_group(data: dict[str, Any]) -> Group:

@@ -43,9 +43,14 @@ def get_incident(incident_id: int) -> Incident:
 
 
 def _steps_for(check: Check) -> list[AlertStep]:
-    if check.policy_id is None:
+    policy_id = check.policy_id
+    if check.round_id is not None:
+        # A round's check escalated by staff follows the resident's own policy's chain.
+        policy_id = db.session.scalar(select(Resident.check_policy_id).where(
+            Resident.id == check.resident_id))
+    if policy_id is None:
         return []
-    policy = db.session.get(CheckPolicy, check.policy_id)
+    policy = db.session.get(CheckPolicy, policy_id)
     if policy is None or policy.alert_chain_id is None:
         return []
     return list(db.session.scalars(select(AlertStep).where(
@@ -53,13 +58,18 @@ def _steps_for(check: Check) -> list[AlertStep]:
 
 
 def _chain_base(check: Check, incident: Incident) -> datetime:
-    """Steps count from the end of the response window; a failed check's from when it failed."""
-    return check.window_ends_at if check.status == "missed" else incident.opened_at
+    """Steps count from the end of the response window; a failed check's from when it failed,
+    a round's from when staff escalated it."""
+    if check.status == "missed" and check.round_id is None:
+        return check.window_ends_at
+    return incident.opened_at
 
 
-def open_incidents(checks: list[Check], now: datetime) -> list[Incident]:
-    """Open one incident per missed or failed scheduled check (rounds are followed up apart)."""
-    scheduled = [c for c in checks if c.round_id is None]
+def open_incidents(checks: list[Check], now: datetime,
+                   include_rounds: bool = False) -> list[Incident]:
+    """Open one incident per missed or failed scheduled check. Rounds are followed up apart:
+    their checks only when staff escalate a round (`include_rounds`), whatever their status."""
+    scheduled = [c for c in checks if include_rounds or c.round_id is None]
     if not scheduled:
         return []
     db.session.execute(insert_ignoring_duplicates(Incident), [
@@ -76,7 +86,9 @@ def open_incidents(checks: list[Check], now: datetime) -> list[Incident]:
         base = _chain_base(check, incident)
         incident.next_step_position = 0
         incident.next_step_at = base + timedelta(minutes=steps[0].after_minutes) if steps else None
-        reason = ("応答がないまま確認期限を過ぎました" if check.status == "missed"
+        reason = ("一斉安否確認に応答がないため、職員が通知順序を開始しました"
+                  if check.round_id is not None
+                  else "応答がないまま確認期限を過ぎました" if check.status == "missed"
                   else "どの連絡手段でも安否確認を届けられませんでした")
         add_event(incident.id, "opened", reason, now, {"check_status": check.status})
         if not steps:

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from mimamori.extensions import db
 from tenants.errors import Conflict
 from tenants.models import Tenant
+from tenants.services import earthquakes
 from tenants.services.lookup import get_or_404
 
 
@@ -25,6 +26,8 @@ def _apply(tenant: Tenant, data: dict[str, Any]) -> None:
                   "on_duty", "active"):
         if field in data:
             setattr(tenant, field, data[field])
+    if data.get("earthquake"):
+        earthquakes.apply_settings(tenant, data["earthquake"])
     if data.get("quiet_hours"):
         tenant.quiet_hours_start = data["quiet_hours"]["start"]
         tenant.quiet_hours_end = data["quiet_hours"]["end"]

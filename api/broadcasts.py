@@ -1,0 +1,69 @@
+"""Broadcasts: staff send information (event notices, evacuation information) to a group or the
+whole tenant, each person on their own first working channel, and watch the delivery counts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from redis import RedisError
+from sqlalchemy import select
+
+from api.auth import audit, current_principal, require_tenant
+from api.pagination import next_cursor, page_request
+from mimamori.extensions import db
+from schemas.broadcasts import BroadcastIn, BroadcastOut
+from tenants.models import Broadcast
+from tenants.services import broadcasts as service
+from tenants.services.policies import bound_tenant
+from tenants.types import utcnow
+
+log = logging.getLogger(__name__)
+
+blp = Blueprint("broadcasts", __name__, url_prefix="/api/v1/broadcasts",
+                description="Information messages to a group or the whole tenant (no answer asked).")
+blp.before_request(require_tenant)
+blueprints = [blp]
+
+
+@blp.route("")
+class Broadcasts(MethodView):
+    def get(self) -> Any:
+        """Broadcasts, newest first, each with its delivery counts."""
+        before, limit = page_request()
+        statement = select(Broadcast)
+        if before is not None:
+            statement = statement.where(Broadcast.id < before)
+        found = db.session.scalars(statement.order_by(Broadcast.id.desc()).limit(limit + 1)).all()
+        page = found[:limit]
+        return {"items": BroadcastOut(many=True).dump([service.counts(b) for b in page]),
+                "next": next_cursor(page[-1].id) if len(found) > limit else None}
+
+    @blp.arguments(BroadcastIn)
+    @blp.response(201, BroadcastOut)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Send `message` to every member of `group_id` (null: every resident of the tenant)."""
+        from worker.clock import enqueue_batches
+
+        tenant = bound_tenant()
+        broadcast, batch_keys = service.send_broadcast(
+            tenant, data["message"], data.get("group_id"), utcnow(),
+            user_id=current_principal().user_id)
+        audit("broadcast.send", broadcast, detail={"targeted": broadcast.targeted})
+        db.session.commit()
+        try:
+            enqueue_batches(tenant.id, batch_keys)
+        except RedisError:
+            # The deliveries are in the database; the clock queues them.
+            log.warning("broadcast %s: queue unavailable, the clock will send it", broadcast.id)
+        return service.counts(broadcast)
+
+
+@blp.route("/<int:broadcast_id>")
+class BroadcastById(MethodView):
+    @blp.response(200, BroadcastOut)
+    def get(self, broadcast_id: int) -> Any:
+        """Delivery counts: targeted, sent, pending, failed, unreachable, by status and channel."""
+        return service.counts(service.get_broadcast(broadcast_id))

@@ -196,7 +196,7 @@ def test_residents_without_an_incident_yet_are_named_in_the_reply(clean_app, cli
     line, _ = fakes
     tenant = make_tenant("musashino", **credentials())
     policy = daily_policy(tenant.api, response_window_minutes=24 * 60)
-    group, _ = make_group(tenant, policy["id"])
+    make_group(tenant, policy["id"])
     run_clock(clean_app, tokyo(f"{DAY1} 09:00"))
     work(clean_app)
     run_clock(clean_app, tokyo(f"{DAY2} 08:00"))
@@ -248,7 +248,7 @@ def test_a_disabled_digest_sends_nothing(clean_app, client, make_tenant, fakes):
 
 def test_two_clocks_send_one_digest(clean_app, client, salon, fakes):
     """Two schedulers at 08:00 at once: one digest, one message per person."""
-    tenant, group, _ = salon
+    tenant, _, _ = salon
     line, _ = fakes
     run_clock(clean_app, tokyo(f"{DAY1} 09:00"))
     errors = []

@@ -45,7 +45,7 @@ def round_(tenant):
 
 def test_breakdown_by_group_and_area_with_who_is_missing(round_):
     """Does the breakdown count per area and group, and list the silent with their notes?"""
-    tenant, started, people, groups = round_
+    tenant, started, _, groups = round_
 
     body = tenant.api.get(f"/api/v1/rounds/{started['id']}/breakdown").get_json()
 

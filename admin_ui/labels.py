@@ -31,6 +31,16 @@ RELATION_LABELS = {
 
 GROUP_KIND_LABELS = {"community": _l("つながり(住民同士の見守り)"), "area": _l("地区")}
 
+# Why a message went out (Delivery.purpose), wherever deliveries are listed.
+PURPOSE_LABELS = {
+    "check": _l("安否確認"),
+    "reminder": _l("再送"),
+    "alert": _l("通知順序"),
+    "round": _l("一斉安否確認"),
+    "digest": _l("つながりのお知らせ"),
+    "broadcast": _l("お知らせ配信"),
+}
+
 # Timeline lines: a symbol (for those who do not read colour) and a word for each kind of event.
 EVENT_LABELS = {
     "opened": ("!", _l("案件発生")),
@@ -60,4 +70,4 @@ def labels() -> dict[str, Any]:
     """The labels as template globals of the pages that use them."""
     return {"OUTCOME_LABELS": OUTCOME_LABELS, "CHANNEL_LABELS": CHANNEL_LABELS,
             "RELATION_LABELS": RELATION_LABELS, "GROUP_KIND_LABELS": GROUP_KIND_LABELS,
-            "EVENT_LABELS": EVENT_LABELS, "DAY_LABELS": DAY_LABELS}
+            "PURPOSE_LABELS": PURPOSE_LABELS, "EVENT_LABELS": EVENT_LABELS, "DAY_LABELS": DAY_LABELS}

@@ -15,6 +15,7 @@ from marshmallow import ValidationError
 from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired
 
+from admin_ui.labels import PURPOSE_LABELS
 from admin_ui.session import operator_blueprint
 from mimamori.extensions import db
 from schemas.tenants import TenantIn, TenantUpdate
@@ -29,8 +30,6 @@ blueprint = operator_blueprint("console", __name__)
 
 KIND_LABELS = {"municipality": _l("自治体"), "welfare_council": _l("社会福祉協議会")}
 CHANNEL_LABELS = {"line": "LINE", "sms": "SMS", "voice": _l("電話")}
-PURPOSE_LABELS = {"check": _l("安否確認"), "reminder": _l("再送"), "alert": _l("通知順序"),
-                  "round": _l("一斉安否確認")}
 DELIVERY_STATUS_LABELS = {
     "queued": _l("待機"), "retry": _l("再試行待ち"), "sending": _l("送信中"), "sent": _l("送信済み"),
     "delivered": _l("配達済み"), "read": _l("既読"), "answered": _l("応答あり"),

@@ -17,6 +17,7 @@ from redis import RedisError
 from sqlalchemy import select
 
 from admin_ui.audit_trail import audit
+from admin_ui.labels import PURPOSE_LABELS
 from admin_ui.session import requires, tenant_blueprint
 from mimamori.extensions import db
 from tenants.models import Check, Delivery, Resident
@@ -29,8 +30,6 @@ blueprint = tenant_blueprint("simulator", __name__)
 
 SHOWN = 50
 CHANNELS = {"line": "LINE", "sms": "SMS", "voice": _l("電話")}
-PURPOSES = {"check": _l("安否確認"), "reminder": _l("再送"), "round": _l("一斉安否確認"),
-            "alert": _l("通知"), "step": _l("通知")}
 STATUSES = {"queued": _l("送信待ち"), "retry": _l("再試行待ち"), "sending": _l("送信中"),
             "sent": _l("送信済み"), "delivered": _l("届きました"), "read": _l("既読"),
             "answered": _l("応答しました"), "blocked": _l("ブロック"), "failed": _l("届きませんでした"),
@@ -55,7 +54,7 @@ def _deliveries(resident: Resident) -> list[dict[str, Any]]:
         .where(Delivery.recipient_type == "resident", Delivery.recipient_id == resident.id)
         .order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(SHOWN)).all()
     return [{"delivery": d, "check": c, "channel": CHANNELS.get(d.channel, d.channel),
-             "purpose": PURPOSES.get(d.purpose, d.purpose),
+             "purpose": PURPOSE_LABELS.get(d.purpose, d.purpose),
              "status": STATUSES.get(d.status, d.status),
              "can_answer": c is not None and c.answered_at is None and d.status in RECEIVED}
             for d, c in rows]

@@ -41,6 +41,14 @@ PURPOSE_LABELS = {
     "broadcast": _l("お知らせ配信"),
 }
 
+# Where a delivery stands (Delivery.status).
+DELIVERY_STATUS_LABELS = {
+    "queued": _l("待機"), "retry": _l("再試行待ち"), "sending": _l("送信中"), "sent": _l("送信済み"),
+    "delivered": _l("配達済み"), "read": _l("既読"), "answered": _l("応答あり"),
+    "blocked": _l("届かない"), "failed": _l("失敗"), "busy": _l("話し中"),
+    "no_answer": _l("応答なし"), "canceled": _l("取り消し"),
+}
+
 # Timeline lines: a symbol (for those who do not read colour) and a word for each kind of event.
 EVENT_LABELS = {
     "opened": ("!", _l("案件発生")),

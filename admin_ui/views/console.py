@@ -15,7 +15,7 @@ from marshmallow import ValidationError
 from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired
 
-from admin_ui.labels import PURPOSE_LABELS
+from admin_ui.labels import DELIVERY_STATUS_LABELS, PURPOSE_LABELS
 from admin_ui.session import operator_blueprint
 from mimamori.extensions import db
 from schemas.tenants import TenantIn, TenantUpdate
@@ -30,12 +30,6 @@ blueprint = operator_blueprint("console", __name__)
 
 KIND_LABELS = {"municipality": _l("自治体"), "welfare_council": _l("社会福祉協議会")}
 CHANNEL_LABELS = {"line": "LINE", "sms": "SMS", "voice": _l("電話")}
-DELIVERY_STATUS_LABELS = {
-    "queued": _l("待機"), "retry": _l("再試行待ち"), "sending": _l("送信中"), "sent": _l("送信済み"),
-    "delivered": _l("配達済み"), "read": _l("既読"), "answered": _l("応答あり"),
-    "blocked": _l("届かない"), "failed": _l("失敗"), "busy": _l("話し中"),
-    "no_answer": _l("応答なし"), "canceled": _l("取り消し"),
-}
 WORKER_STATE_LABELS = {"idle": _l("待機中"), "busy": _l("処理中"), "started": _l("起動中"),
                        "suspended": _l("一時停止"), "dequeue": _l("取り出し中")}
 FAILURE_WINDOW = timedelta(hours=24)

@@ -48,6 +48,8 @@ _PATTERNS = [
      lambda m: _("%(low)s以上で入力してください。", low=m[1])),
     (re.compile(r"^Length must be between (\d+) and (\d+)\.$"),
      lambda m: _("%(low)s〜%(high)s個(文字)で入力してください。", low=m[1], high=m[2])),
+    (re.compile(r"^At most (\d+) characters, so it fits one SMS\.$"),
+     lambda m: _("%(high)s文字以内にしてください(SMS 1通に収まる長さです)。", high=m[1])),
     (re.compile(r"^Longer than maximum length (\d+)\.$"),
      lambda m: _("%(high)s文字以内で入力してください。", high=m[1])),
     (re.compile(r"^Shorter than minimum length 1\.$"), lambda m: _("入力してください。")),

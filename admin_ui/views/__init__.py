@@ -2,6 +2,7 @@
 
 from admin_ui.views.audit import blueprint as audit_blueprint
 from admin_ui.views.auth import blueprint as auth_blueprint
+from admin_ui.views.broadcasts import blueprint as broadcasts_blueprint
 from admin_ui.views.chains import blueprint as chains_blueprint
 from admin_ui.views.console import blueprint as console_blueprint
 from admin_ui.views.dashboard import blueprint as dashboard_blueprint
@@ -19,5 +20,6 @@ blueprints = [auth_blueprint, dashboard_blueprint, console_blueprint, staff_blue
 # Check policies, alert chains, rounds, statistics, audit log and the resident simulator.
 blueprints += [policies_blueprint, chains_blueprint, rounds_blueprint, stats_blueprint,
                audit_blueprint, simulator_blueprint]
-# Incidents, residents, the CSV import and groups.
-blueprints += [incidents_blueprint, residents_blueprint, imports_blueprint, groups_blueprint]
+# Incidents, residents, the CSV import, groups and broadcasts.
+blueprints += [incidents_blueprint, residents_blueprint, imports_blueprint, groups_blueprint,
+               broadcasts_blueprint]

@@ -14,6 +14,20 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 
+  // A [data-list=name] is refilled with one copy of its <template> (data-template) per item of
+  // that key; each [data-item=key] in a copy gets the item's text, and its data-item-href a link.
+  const refill = (list, items) => {
+    const template = document.getElementById(list.dataset.template);
+    list.replaceChildren(...items.map((item) => {
+      const copy = template.content.firstElementChild.cloneNode(true);
+      for (const slot of copy.querySelectorAll("[data-item]")) {
+        slot.textContent = item[slot.dataset.item] ?? "";
+        if (slot.dataset.itemHref) slot.href = item[slot.dataset.itemHref];
+      }
+      return copy;
+    }));
+  };
+
   // Live figures: elements with data-refresh-url are refilled from that JSON every few seconds;
   // each [data-field=name] inside gets the value of that key.
   for (const box of document.querySelectorAll("[data-refresh-url]")) {
@@ -26,6 +40,9 @@ document.addEventListener("DOMContentLoaded", () => {
         const data = await response.json();
         for (const slot of box.querySelectorAll("[data-field]")) {
           if (slot.dataset.field in data) slot.textContent = data[slot.dataset.field];
+        }
+        for (const list of box.querySelectorAll("[data-list]")) {
+          if (Array.isArray(data[list.dataset.list])) refill(list, data[list.dataset.list]);
         }
         box.dataset.updated = new Date().toISOString();
       } catch (error) {

@@ -6,6 +6,7 @@ from admin_ui.views.broadcasts import blueprint as broadcasts_blueprint
 from admin_ui.views.chains import blueprint as chains_blueprint
 from admin_ui.views.console import blueprint as console_blueprint
 from admin_ui.views.dashboard import blueprint as dashboard_blueprint
+from admin_ui.views.earthquakes import blueprint as earthquakes_blueprint
 from admin_ui.views.groups import blueprint as groups_blueprint
 from admin_ui.views.imports import blueprint as imports_blueprint
 from admin_ui.views.incidents import blueprint as incidents_blueprint
@@ -23,3 +24,5 @@ blueprints += [policies_blueprint, chains_blueprint, rounds_blueprint, stats_blu
 # Incidents, residents, the CSV import, groups and broadcasts.
 blueprints += [incidents_blueprint, residents_blueprint, imports_blueprint, groups_blueprint,
                broadcasts_blueprint]
+# Earthquake rounds: the JMA subscription and what each earthquake decided.
+blueprints += [earthquakes_blueprint]

@@ -10,18 +10,18 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from marshmallow import ValidationError
 from wtforms import BooleanField, PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired
 
+from admin_ui import earthquake_settings as quake_form
 from admin_ui.labels import DELIVERY_STATUS_LABELS, PURPOSE_LABELS
 from admin_ui.session import operator_blueprint
 from mimamori.extensions import db
 from schemas.tenants import TenantIn, TenantUpdate
 from tenants.errors import Conflict, NotFound
 from tenants.models import Tenant
-from tenants.services import platform
+from tenants.services import earthquakes, platform
 from tenants.services.tenants import get_tenant
 from tenants.types import utcnow
 from worker import connections, status
@@ -69,8 +69,9 @@ SECRET_INPUTS = ("line_channel_secret", "line_channel_access_token", "twilio_acc
                  "twilio_auth_token")
 
 
-class TenantForm(FlaskForm):
-    """A tenant's settings; secrets are typed, never shown: blank keeps what is stored."""
+class TenantForm(quake_form.EarthquakeFields):
+    """A tenant's settings (its earthquake subscription too); secrets are typed, never shown:
+    blank keeps what is stored."""
 
     name = StringField(_l("名称"), validators=[DataRequired(message=FIELD_MESSAGES["name"])])
     kind = SelectField(_l("種別"), choices=[SelectChoice(k, v) for k, v in KIND_LABELS.items()])
@@ -122,6 +123,7 @@ def _payload(form: TenantForm, tenant: Tenant | None) -> tuple[dict[str, Any], l
         "quiet_hours": {"start": form.quiet_start.data, "end": form.quiet_end.data},
         "max_residents": _number(form.max_residents.data),
         "twilio_calls_per_second": _number(form.twilio_calls_per_second.data),
+        "earthquake": quake_form.payload(form),
         **credentials,
     }
     if isinstance(form, NewTenantForm):
@@ -152,7 +154,9 @@ def _save(form: TenantForm, tenant: Tenant | None) -> Tenant | None:
         data = TenantUpdate(partial=("line", "twilio", "on_duty")).load(payload)
         return platform.change_tenant(tenant, data, rotated, current_user.id)
     except ValidationError as exc:
-        _show_errors(form, exc.messages_dict)
+        messages = dict(exc.messages_dict)
+        quake_form.show_errors(form, messages.pop("earthquake", {}), payload["earthquake"])
+        _show_errors(form, messages)
     except Conflict:
         db.session.rollback()
         form["slug"].errors.append(_("この識別子はすでに使われています。"))
@@ -205,6 +209,7 @@ def edit_tenant(tenant_id: int) -> Any:
         "max_residents": str(tenant.max_residents or ""),
         "twilio_calls_per_second": str(tenant.twilio_calls_per_second),
         "twilio_from_number": tenant.twilio_from_number or "", "active": tenant.active,
+        **quake_form.form_data(earthquakes.settings(tenant)),
     })
     if form.validate_on_submit() and _save(form, tenant) is not None:
         db.session.commit()

@@ -63,7 +63,9 @@ def checks_of(tenant, person):
 
 
 def reply_jobs(app):
-    return [args for name, args in queued_calls(app) if name == "worker.jobs.send_line_reply"]
+    """The replies queued: (tenant id, reply token, text), one job per webhook holding them all."""
+    return [(args[0], token, text) for name, args in queued_calls(app)
+            if name == "worker.jobs.send_line_replies" for token, text in args[1]]
 
 
 def webhook_events(app):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 
 from mimamori import logging as logs
 from mimamori import metrics
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 # A delivery on a queue this long without being sent is taken to be lost (Redis restart,
 # killed worker) and queued again; claims in the database keep it from being sent twice.
 STALE_AFTER = timedelta(minutes=2)
+# What one send job takes on; see `enqueue_batches`.
+JOB_RECIPIENTS = 2000
+JOB_BATCHES = 200
+PACED_JOB_SECONDS = 60
 
 
 @dataclass
@@ -70,10 +75,12 @@ def queue_deliveries(tenant_id: int, ids: list[int], now: datetime) -> int:
         .where(Delivery.id.in_(part)))]
     unkeyed = [row for row in rows if not row["retry_key"]]
     keys = deliveries.assign_batches(rows)
-    for row in unkeyed:
-        db.session.execute(update(Delivery).where(Delivery.id == row["id"])
-                           .values(retry_key=row["retry_key"])
-                           .execution_options(synchronize_session=False))
+    if unkeyed:
+        table = Delivery.__table__
+        db.session.execute(
+            update(table).where(table.c.tenant_id == tenant_id, table.c.id == bindparam("row_id"))
+            .values(retry_key=bindparam("key")),
+            [{"row_id": row["id"], "key": row["retry_key"]} for row in unkeyed])
     for part in chunks(ids):
         db.session.execute(update(Delivery).where(Delivery.id.in_(part)).values(enqueued_at=now)
                            .execution_options(synchronize_session=False))
@@ -83,21 +90,57 @@ def queue_deliveries(tenant_id: int, ids: list[int], now: datetime) -> int:
 
 
 def enqueue_batches(tenant_id: int, keys: list[str]) -> None:
+    """Put batches on the queue, several to a job, which sends them side by side: SMS and call
+    batches first (up to PACED_JOB_SECONDS of their providers' pace, so one job and one worker
+    wait it out), then LINE batches (up to JOB_RECIPIENTS people or JOB_BATCHES requests)."""
+    from worker.ratelimit import DEFAULT_LIMITS, twilio_calls
+
+    if not keys:
+        return
+    with bind_tenant(tenant_id):
+        sizes = {key: (channel, count) for part in chunks(keys) for key, channel, count in
+                 db.session.execute(select(Delivery.retry_key, Delivery.channel, func.count())
+                                    .where(Delivery.retry_key.in_(part))
+                                    .group_by(Delivery.retry_key, Delivery.channel))}
+        calls = twilio_calls(max(1, db.session.get(Tenant, tenant_id).twilio_calls_per_second))
+    pace = {"sms": 1 / DEFAULT_LIMITS["twilio_messages"].rate_per_second,
+            "voice": 1 / calls.rate_per_second}
+    paced: list[list[str]] = [[]]
+    waits: dict[str, float] = defaultdict(float)
+    line: list[list[str]] = [[]]
+    recipients = 0
     for key in keys:
-        enqueue("worker.jobs.send_batch", tenant_id, key)
+        if key not in sizes:
+            continue  # nothing to send
+        channel, count = sizes[key]
+        if channel in pace:
+            if paced[-1] and waits[channel] + count * pace[channel] > PACED_JOB_SECONDS:
+                paced.append([])
+                waits.clear()
+            paced[-1].append(key)
+            waits[channel] += count * pace[channel]
+            continue
+        if line[-1] and (recipients + count > JOB_RECIPIENTS or len(line[-1]) >= JOB_BATCHES):
+            line.append([])
+            recipients = 0
+        line[-1].append(key)
+        recipients += count
+    for job in [*paced, *line]:
+        if job:
+            enqueue("worker.jobs.send_batches", tenant_id, job)
 
 
 def tick_tenant(tenant: Tenant, now: datetime) -> TickReport:
     """One pass for the bound tenant; each stage commits, so a crash loses nothing."""
     report = TickReport(tenants=1)
-    planned = checks.plan_checks(tenant, now)
-    report.checks_created, report.checks_failed = planned.checks, len(planned.failed_check_ids)
-    for part in chunks(planned.failed_check_ids):
+    for planned in checks.plan_checks(tenant, now):
+        report.checks_created += planned.checks
+        report.checks_failed += len(planned.failed_check_ids)
         incidents.open_incidents(list(db.session.scalars(
-            select(Check).where(Check.id.in_(part)))), now)
-    db.session.commit()
-    enqueue_batches(tenant.id, planned.batch_keys)
-    report.enqueued = len(planned.batch_keys)
+            select(Check).where(Check.id.in_(planned.failed_check_ids)))), now)
+        db.session.commit()  # each part's checks, deliveries and incidents, before any job
+        enqueue_batches(tenant.id, planned.batch_keys)
+        report.enqueued += len(planned.batch_keys)
     report.reminders = len(checks.send_reminders(tenant, now))
     db.session.commit()
     missed = checks.close_windows(now)

@@ -1,4 +1,5 @@
-"""Sending deliveries through the channel adapters and recording what happened, row by row.
+"""Sending batches of deliveries through the channel adapters, side by side, and recording what
+happened.
 
 A delivery is claimed (`queued`/`retry` → `sending`) and committed before the provider call and
 updated after it, so a crash in between leaves a `sending` row that the clock re-queues as
@@ -12,21 +13,35 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import zip_longest
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from mimamori import metrics
 from mimamori.extensions import db
 from tenants import messages
-from tenants.models import Broadcast, Check, Contact, Delivery, GroupDigest, Incident, Resident, Tenant
+from tenants.models import (
+    Broadcast,
+    Check,
+    Contact,
+    Delivery,
+    GroupDigest,
+    Incident,
+    IncidentEvent,
+    Resident,
+    Tenant,
+)
 from tenants.services import deliveries, incidents
 from tenants.services.deliveries import delivery_row, first_working
 from tenants.types import utcnow
 from worker.channels import Batch, ChannelAdapter, ChannelCredentials, Message, Recipient, SendResult
+from worker.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +49,11 @@ INLINE_RETRY_LIMIT_SECONDS = 10
 INLINE_ATTEMPTS = 3
 CHANNEL_NAMES = incidents.CHANNEL_NAMES
 INTERRUPTED = "interrupted: the job stopped between the provider call and its record"
+# Requests one job has in flight: providers are slow rather than busy, so a job sends its batches
+# side by side, each within the tenant's rate; their results are stored this many at a time.
+MAX_PARALLEL = 32
+RECORD_EVERY = 100
+PROVIDERS = {"sms": "twilio_messages", "voice": "twilio_calls"}
 
 
 def credentials(tenant: Tenant) -> ChannelCredentials:
@@ -56,19 +76,46 @@ def adapter_for(tenant: Tenant, channel: str) -> ChannelAdapter:
     return voice.VoiceAdapter(config["TWILIO_API_BASE_URL"])
 
 
-def _rate_limit(tenant: Tenant, channel: str, requests: int) -> None:
-    """Wait for this tenant's share of the provider's rate, across every worker process."""
-    from worker.queues import redis_connection
-    from worker.ratelimit import DEFAULT_LIMITS, Limit, bucket_for
+@dataclass(frozen=True)
+class Sender:
+    """A channel's adapter with the tenant's credentials and rate buckets, made in the job's app
+    context so that batches can be sent from other threads."""
 
-    if tenant.is_sandbox:
-        return
-    provider = {"line": "line", "sms": "twilio_messages", "voice": "twilio_calls"}[channel]
-    limits = {**DEFAULT_LIMITS, "twilio_calls": Limit(tenant.twilio_calls_per_second,
-                                                      tenant.twilio_calls_per_second)}
-    wait = bucket_for(redis_connection(), tenant.id, provider, limits).acquire(requests)
-    if wait > 0:
-        time.sleep(wait)
+    channel: str
+    adapter: ChannelAdapter
+    credentials: ChannelCredentials
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)  # none in the sandbox
+
+    def pace(self, recipients: int) -> None:
+        """Wait for this tenant's share of the provider's rate, across every worker process."""
+        if not self.buckets:
+            return
+        # LINE sends a batch in one request (a push for one person); Twilio one per recipient.
+        if self.channel == "line":
+            provider, requests = ("line" if recipients > 1 else "line_push"), 1
+        else:
+            provider, requests = PROVIDERS[self.channel], recipients
+        wait = self.buckets[provider].acquire(requests)
+        if wait > 0:
+            time.sleep(wait)
+
+
+def sender_for(tenant: Tenant, channel: str) -> Sender:
+    from worker.queues import redis_connection
+    from worker.ratelimit import DEFAULT_LIMITS, bucket_for, twilio_calls
+
+    buckets = {}
+    if not tenant.is_sandbox:
+        limits = {**DEFAULT_LIMITS, "twilio_calls": twilio_calls(tenant.twilio_calls_per_second)}
+        providers = ("line", "line_push") if channel == "line" else (PROVIDERS[channel],)
+        buckets = {p: bucket_for(redis_connection(), tenant.id, p, limits) for p in providers}
+        if channel != "line" and tenant.twilio_configured:
+            from worker.sms import twilio_client
+
+            # Made (and warmed) before any request reserves its place in the provider's pace.
+            twilio_client(current_app.config["TWILIO_API_BASE_URL"], tenant.twilio_account_sid or "",
+                          tenant.twilio_auth_token or "")
+    return Sender(channel, adapter_for(tenant, channel), credentials(tenant), buckets)
 
 
 def _answer_data(delivery: Delivery, checks: dict[int, Check]) -> tuple[str | None, str]:
@@ -112,17 +159,14 @@ def _batches(tenant: Tenant, claimed: list[Delivery], checks: dict[int, Check]) 
                     retry_key=retry_key or str(uuid.uuid4()))
 
 
-def _send(tenant: Tenant, batch: Batch, channel: str) -> list[SendResult]:
+def _send(sender: Sender, batch: Batch) -> list[SendResult]:
     """Send one batch, retrying in place (only those not yet accepted) when the provider asks
     for a short wait; a longer wait is left to the clock."""
-    adapter = adapter_for(tenant, channel)
-    creds = credentials(tenant)
     final: dict[int, SendResult] = {}
     pending = batch
     for attempt in range(INLINE_ATTEMPTS):
-        # LINE sends a batch in one request; Twilio makes one request per recipient.
-        _rate_limit(tenant, channel, 1 if channel == "line" else len(pending.recipients))
-        results = metrics.timed_send(adapter, creds, pending)
+        sender.pace(len(pending.recipients))
+        results = metrics.timed_send(sender.adapter, sender.credentials, pending)
         final.update((r.delivery_id, r) for r in results)
         retry = {r.delivery_id: r for r in results if r.status == "retry"}
         if not retry or attempt == INLINE_ATTEMPTS - 1:
@@ -193,6 +237,41 @@ def record(tenant: Tenant, delivery: Delivery, result: SendResult, now: datetime
     if result.status in ("blocked", "failed"):
         return fall_back(tenant, delivery, now)
     return []
+
+
+def record_results(tenant: Tenant, claimed: dict[int, Delivery], results: list[SendResult],
+                   now: datetime) -> list[int]:
+    """Store results: those the provider accepted in a few statements, however many; the others
+    row by row (`record`), with their fallbacks."""
+    sent = {r.delivery_id: r.provider_ref for r in results if r.status == "sent"}
+    follow_up = [i for r in results if r.status != "sent"
+                 for i in record(tenant, claimed[r.delivery_id], r, now)]
+    if not sent:
+        return follow_up
+    # The rows come back from the UPDATE: the job's objects were expired by earlier commits.
+    moved = db.session.execute(
+        update(Delivery).where(Delivery.id.in_(sent), Delivery.status == "sending")
+        .values(status="sent", sent_at=now, error=None, updated_at=now)
+        .returning(Delivery.id, Delivery.channel, Delivery.purpose, Delivery.incident_id)
+        .execution_options(synchronize_session=False)).all()
+    # Each row's provider reference; a row a status callback moved on first gets only that.
+    table = Delivery.__table__
+    db.session.execute(
+        update(table).where(table.c.id == bindparam("row_id"))
+        .values(provider_ref=func.coalesce(bindparam("ref"), table.c.provider_ref),
+                sent_at=func.coalesce(table.c.sent_at, now)),
+        [{"row_id": i, "ref": ref} for i, ref in sent.items()])
+    events = [{"tenant_id": tenant.id, "incident_id": row.incident_id, "kind": "delivery",
+               "detail": f"{CHANNEL_NAMES[row.channel]}: 送信しました", "at": now,
+               "data": {"delivery_id": row.id, "status": "sent"}}
+              for row in moved if row.incident_id]
+    if events:
+        db.session.execute(insert(IncidentEvent), events)
+    late = set(sent) - {row.id for row in moved}
+    for channel, purpose in [*((row.channel, row.purpose) for row in moved),
+                             *((claimed[i].channel, claimed[i].purpose) for i in late)]:
+        metrics.delivery_recorded(tenant.slug, channel, purpose, "sent")
+    return follow_up
 
 
 def _person(delivery: Delivery) -> Any:
@@ -287,14 +366,16 @@ def _rephrase(tenant: Tenant, delivery: Delivery, channel: str) -> str:
     return delivery.body or ""
 
 
-def dispatch(tenant: Tenant, batch_key: str) -> list[int]:
-    """Send one batch of deliveries; returns ids of fallback deliveries that now need sending."""
+def dispatch(tenant: Tenant, batch_keys: str | Sequence[str]) -> list[int]:
+    """Send batches of deliveries side by side; returns ids of fallback deliveries that now need
+    sending."""
+    keys = [batch_keys] if isinstance(batch_keys, str) else list(batch_keys)
     now = utcnow()
     interrupted_at = dict(db.session.execute(
-        select(Delivery.id, Delivery.updated_at).where(Delivery.retry_key == batch_key,
+        select(Delivery.id, Delivery.updated_at).where(Delivery.retry_key.in_(keys),
                                                        Delivery.error == INTERRUPTED)).all())
     claimed_ids = db.session.scalars(
-        update(Delivery).where(Delivery.retry_key == batch_key,
+        update(Delivery).where(Delivery.retry_key.in_(keys),
                                Delivery.status.in_(("queued", "retry")))
         .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
         .returning(Delivery.id).execution_options(synchronize_session=False)
@@ -313,10 +394,31 @@ def dispatch(tenant: Tenant, batch_key: str) -> list[int]:
         if sid is not None:
             follow_up += record(tenant, delivery, SendResult(delivery.id, "sent", sid), utcnow())
             claimed.remove(delivery)
-    db.session.commit()
-    for batch in _batches(tenant, claimed, checks):
-        channel = by_id[batch.recipients[0].delivery_id].channel
-        for result in _send(tenant, batch, channel):
-            follow_up += record(tenant, by_id[result.delivery_id], result, utcnow())
+            db.session.commit()
+    senders = {channel: sender_for(tenant, channel) for channel in {d.channel for d in claimed}}
+    work = _interleaved([(senders[by_id[b.recipients[0].delivery_id].channel], b)
+                         for b in _batches(tenant, claimed, checks)])
+    if len(work) == 1:
+        follow_up += record_results(tenant, by_id, _send(*work[0]), utcnow())
         db.session.commit()
+        return follow_up
+    # Threads only talk to providers (never to the session); results are recorded here, a
+    # hundred or so at a time, while the threads go on sending.
+    done: list[SendResult] = []
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(work))) as pool:
+        futures = [pool.submit(_send, sender, batch) for sender, batch in work]
+        for number, future in enumerate(as_completed(futures), 1):
+            done += future.result()
+            if len(done) >= RECORD_EVERY or number == len(futures):
+                follow_up += record_results(tenant, by_id, done, utcnow())
+                db.session.commit()
+                done = []
     return follow_up
+
+
+def _interleaved(work: list[tuple[Sender, Batch]]) -> list[tuple[Sender, Batch]]:
+    """Channels taking turns, so a paced channel's batches are not all behind another's."""
+    by_channel: dict[str, list[tuple[Sender, Batch]]] = defaultdict(list)
+    for sender, batch in work:
+        by_channel[sender.channel].append((sender, batch))
+    return [w for turn in zip_longest(*by_channel.values()) for w in turn if w is not None]

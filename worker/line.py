@@ -31,6 +31,9 @@ MAX_MULTICAST = 500
 # A buttons template holds at most 160 characters of text; longer checks go out as plain text.
 _BUTTONS_TEXT_MAX = 160
 
+# Connections kept per host: a send job has up to this many requests in flight.
+POOL_SIZE = 32
+
 _clients: dict[tuple[str, str], ApiClient] = {}
 _clients_lock = threading.Lock()
 
@@ -40,7 +43,9 @@ def _messaging_api(host: str, token: str) -> MessagingApi:
     with _clients_lock:
         client = _clients.get((host, token))
         if client is None:
-            client = _clients[(host, token)] = ApiClient(Configuration(host=host, access_token=token))
+            configuration = Configuration(host=host, access_token=token)
+            configuration.connection_pool_maxsize = POOL_SIZE
+            client = _clients[(host, token)] = ApiClient(configuration)
     return MessagingApi(client)
 
 

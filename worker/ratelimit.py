@@ -41,13 +41,26 @@ class Limit:
     burst: float
 
 
-# LINE publishes 200 multicast requests/s per channel; the burst is kept small so jitter between
-# our reservation and LINE's clock never adds up to a 429. Twilio queues messages per sender and
-# allows 1 call per second (CPS) per account unless raised.
+# LINE publishes 200 multicast and 2,000 push requests/s per channel, each its own limit; the
+# bursts are kept small so jitter between our reservation and LINE's clock never adds up to a 429.
+# Twilio queues messages per sender and allows 1 call per second (CPS) per account unless raised;
+# its limits are as tight as its bursts are small, so we pace under them, one at a time: a request
+# held up on its way must not let the next, sent on time, arrive too early. Calls get more room,
+# as a CPS limit allows no burst at all.
+MESSAGES_HEADROOM = 0.9
+CALLS_HEADROOM = 0.8
+
+
+def twilio_calls(calls_per_second: float) -> Limit:
+    """The pace of an account's calls (its CPS)."""
+    return Limit(calls_per_second * CALLS_HEADROOM, 1)
+
+
 DEFAULT_LIMITS: dict[str, Limit] = {
     "line": Limit(200, 20),
-    "twilio_messages": Limit(10, 10),
-    "twilio_calls": Limit(1, 1),
+    "line_push": Limit(2000, 200),
+    "twilio_messages": Limit(10 * MESSAGES_HEADROOM, 1),
+    "twilio_calls": twilio_calls(1),
 }
 
 
@@ -71,7 +84,8 @@ class TokenBucket:
 
 def bucket_for(redis: Redis, tenant_id: int | str, provider: str,
                limits: dict[str, Limit] | None = None) -> TokenBucket:
-    """The bucket of one tenant and provider (`line`, `twilio_messages`, `twilio_calls`)."""
+    """The bucket of one tenant and provider (`line` multicast, `line_push`, `twilio_messages`,
+    `twilio_calls`)."""
     limit = (limits or DEFAULT_LIMITS)[provider]
     return TokenBucket(redis, f"mimamori:ratelimit:{tenant_id}:{provider}", limit.rate_per_second,
                        limit.burst)

@@ -53,6 +53,8 @@ def twilio_client(api_base_url: str, account_sid: str, auth_token: str) -> Clien
             # TWILIO_EDGE / TWILIO_REGION in the environment would rewrite every URL's host.
             client.edge = client.region = None
             client.api.base_url = key[0]
+            # The SDK loads its API modules on first use: now, not inside a paced send's slot.
+            client.messages, client.calls  # noqa: B018
             _clients[key] = client
     return client
 

@@ -7,19 +7,23 @@ two clocks or two workers running at once never do anything twice.
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import String, and_, case, cast, exists, null, select, true, update
 
 from mimamori import metrics
 from mimamori.extensions import db
 from tenants import messages
 from tenants.batching import chunks
-from tenants.models import Check, CheckPolicy, Delivery, Resident, ResidentPause, Tenant
+from tenants.models import Check, CheckPolicy, Delivery, Incident, Resident, ResidentPause, Tenant
 from tenants.schedules import latest_due
 from tenants.services import deliveries
-from tenants.services.deliveries import delivery_row, first_working, insert_ignoring_duplicates
+from tenants.services.deliveries import delivery_row, insert_ignoring_duplicates
+from tenants.tenancy import bound_tenant_id
 
 
 @dataclass
@@ -53,50 +57,84 @@ def _check_message(tenant: Tenant, channel: str) -> str:
 
 def send_first_deliveries(tenant: Tenant, check_ids: list[int], now: datetime,
                           texts: dict[str, str] | None = None, purpose: str = "check") -> Planned:
-    """One delivery per new check on the resident's first working channel; none works: failed."""
+    """One delivery per new check on the resident's first working channel; none works: failed.
+
+    The channel is normally chosen as the checks are written; any check written without one
+    gets it here."""
     planned = Planned()
     for part in chunks(check_ids):
-        done = _first_deliveries(tenant, list(part), now, texts, purpose)
+        db.session.execute(
+            update(Check).where(Check.id.in_(part), Check.channel.is_(None))
+            .values(channel=select(deliveries.first_working_sql(tenant))
+                    .where(Resident.id == Check.resident_id).scalar_subquery())
+            .execution_options(synchronize_session=False))
+        chosen = db.session.execute(select(Check.id, Check.channel).where(Check.id.in_(part))).all()
+        done = _first_deliveries(tenant, chosen, now, texts, purpose)
         planned.batch_keys += done.batch_keys
         planned.failed_check_ids += done.failed_check_ids
     return planned
 
 
-def _first_deliveries(tenant: Tenant, check_ids: list[int], now: datetime,
+def _first_deliveries(tenant: Tenant, chosen: Sequence[tuple[int, str | None]], now: datetime,
                       texts: dict[str, str] | None, purpose: str) -> Planned:
-    planned = Planned()
-    rows, chosen = [], []
-    found = db.session.execute(
-        select(Check.id, Check.round_id, Resident.id, Resident.channels, Resident.phone,
-               Resident.line_user_id, Resident.line_blocked)
-        .join(Resident, Resident.id == Check.resident_id).where(Check.id.in_(check_ids))
-    ).all()
-    for check_id, round_id, resident_id, channels, phone, line_id, blocked in found:
-        choice = first_working(tenant, channels, phone, line_id, blocked)
-        if choice is None:
-            planned.failed_check_ids.append(check_id)
-            continue
-        channel, address = choice
-        body = (texts or {}).get(channel) or _check_message(tenant, channel)
-        rows.append(delivery_row(key=f"check:{check_id}:{channel}", purpose=purpose,
-                                 recipient_type="resident", recipient_id=resident_id,
-                                 channel=channel, address=address, body=body, now=now,
-                                 tenant=tenant, check_id=check_id, round_id=round_id))
-        chosen.append((channel, check_id))
-    for channel in {c for c, _ in chosen}:  # one UPDATE per channel, not one per check
-        db.session.execute(update(Check).where(Check.id.in_([i for c, i in chosen if c == channel]))
-                           .values(channel=channel).execution_options(synchronize_session=False))
-    planned.batch_keys = deliveries.insert_many_deliveries(rows, now)
+    """The deliveries of checks whose channel is chosen, written by one INSERT ... SELECT with
+    their batch keys, and queued-now marks; calls held for quiet hours are left for the clock."""
+    planned = Planned(failed_check_ids=sorted(i for i, channel in chosen if channel is None))
     if planned.failed_check_ids:
         db.session.execute(update(Check).where(Check.id.in_(planned.failed_check_ids))
-                           .values(status="failed"))
+                           .values(status="failed").execution_options(synchronize_session=False))
+    by_channel: dict[str, list[int]] = defaultdict(list)
+    for check_id, channel in chosen:
+        if channel is not None:
+            by_channel[channel].append(check_id)
+    if not by_channel:
+        return planned
+    held_until = deliveries.quiet_hours_end(tenant, now)
+    keys = []
+    # Provider-paced channels first: their batches start while LINE's are still being written.
+    for channel in ("voice", "sms", "line"):
+        ids = sorted(by_channel.get(channel, ()))
+        if not ids or (channel == "voice" and held_until):
+            continue
+        size = deliveries.LINE_BATCH if channel == "line" else deliveries.OTHER_BATCH
+        for part in chunks(ids, size):
+            key = str(uuid.uuid4())
+            planned.batch_keys.append(key)
+            keys.append((and_(Check.channel == channel, Check.id.between(part[0], part[-1])), key))
+    text = {c: (texts or {}).get(c) or _check_message(tenant, c) for c in by_channel}
+    when = db.literal(now, Delivery.created_at.type)
+    columns = {
+        "tenant_id": Check.tenant_id,
+        "idempotency_key": db.literal("check:") + cast(Check.id, String) + ":" + Check.channel,
+        "purpose": db.literal(purpose), "recipient_type": db.literal("resident"),
+        "recipient_id": Resident.id, "channel": Check.channel,
+        "address": case((Check.channel == "line", Resident.line_user_id), else_=Resident.phone),
+        "body": case(*((Check.channel == c, t) for c, t in text.items())),
+        "status": db.literal("queued"), "check_id": Check.id, "round_id": Check.round_id,
+        "attempts": db.literal(0),
+        "not_before": (case((Check.channel == "voice", db.literal(held_until, Delivery.not_before.type)))
+                       if held_until else null()),
+        "enqueued_at": case((Check.channel != "voice", when)) if held_until else when,
+        "retry_key": case(*keys) if keys else null(),
+        "created_at": when, "updated_at": when,
+    }
+    ids = [i for channel_ids in by_channel.values() for i in channel_ids]
+    db.session.execute(insert_ignoring_duplicates(Delivery).from_select(
+        list(columns), select(*columns.values()).join(Resident, Resident.id == Check.resident_id)
+        .where(Check.tenant_id == tenant.id, Check.id.in_(ids))))
     return planned
 
 
-def plan_checks(tenant: Tenant, now: datetime) -> Planned:
-    """Create the check due now for every resident of every policy, once per occurrence."""
-    planned = Planned()
-    for policy in db.session.scalars(select(CheckPolicy).order_by(CheckPolicy.id)):
+def plan_checks(tenant: Tenant, now: datetime) -> Iterator[Planned]:
+    """Create the check due now for every resident of every policy, once per occurrence, and
+    its first delivery, a part at a time.
+
+    The caller commits each part and then queues its batch keys, so the first batches are being
+    sent while the rest of a large tenant is still being planned. Residents reached by SMS or
+    voice come first: those providers are paced, so their batches should start early.
+    """
+    channel = deliveries.first_working_sql(tenant)
+    for policy in db.session.scalars(select(CheckPolicy).order_by(CheckPolicy.id)).all():
         due = latest_due(policy.rrule, policy.starts_on, tenant.zone, now)
         if due is None:
             continue
@@ -106,25 +144,35 @@ def plan_checks(tenant: Tenant, now: datetime) -> Planned:
         paused = exists().where(ResidentPause.resident_id == Resident.id,
                                 ResidentPause.starts_on <= local_day,
                                 ResidentPause.until > local_day)
-        key = occurrence_key(due)
+        eligible = and_(Resident.tenant_id == tenant.id, Resident.check_policy_id == policy.id,
+                        Resident.policy_assigned_at <= due, ~paused)
         candidates = select(
-            Resident.tenant_id, Resident.id, db.literal(policy.id), db.literal(key),
-            db.literal(due, Check.scheduled_at.type), db.literal("sent"),
+            Resident.tenant_id, Resident.id, db.literal(policy.id), db.literal(occurrence_key(due)),
+            db.literal(due, Check.scheduled_at.type), db.literal("sent"), channel,
             db.literal(window_end, Check.window_ends_at.type),
             db.literal(reminder_at, Check.reminder_due_at.type),
             db.literal(now, Check.created_at.type),
-        ).where(and_(Resident.check_policy_id == policy.id, Resident.policy_assigned_at <= due,
-                     ~paused))
-        statement = insert_ignoring_duplicates(Check).from_select(
-            ["tenant_id", "resident_id", "policy_id", "occurrence", "scheduled_at", "status",
-             "window_ends_at", "reminder_due_at", "created_at"], candidates,
-        ).returning(Check.id)
-        new_ids = list(db.session.scalars(statement))
-        planned.checks += len(new_ids)
-        first = send_first_deliveries(tenant, new_ids, now)
-        planned.batch_keys += first.batch_keys
-        planned.failed_check_ids += first.failed_check_ids
-    return planned
+        ).where(eligible)
+        not_line = channel.is_distinct_from("line")
+        paced = db.session.scalars(select(Resident.id).where(eligible, not_line)
+                                   .order_by(Resident.id)).all()
+        everyone = db.session.scalars(select(Resident.id).where(eligible)
+                                      .order_by(Resident.id)).all()
+        # Everyone comes again in the second pass: those already planned are skipped by the
+        # unique key, and anyone whose channel changed in between is not left out.
+        parts = [*((not_line, p) for p in chunks(paced)), *((true(), p) for p in chunks(everyone))]
+        for condition, part in parts:
+            statement = insert_ignoring_duplicates(Check).from_select(
+                ["tenant_id", "resident_id", "policy_id", "occurrence", "scheduled_at", "status",
+                 "channel", "window_ends_at", "reminder_due_at", "created_at"],
+                candidates.where(condition, Resident.id.between(part[0], part[-1])),
+            ).returning(Check.id, Check.channel)
+            chosen = db.session.execute(statement).all()
+            if not chosen:
+                continue
+            planned = _first_deliveries(tenant, chosen, now, None, "check")
+            planned.checks = len(chosen)
+            yield planned
 
 
 def send_reminders(tenant: Tenant, now: datetime) -> list[int]:
@@ -175,20 +223,32 @@ def answer(check: Check, via: str, at: datetime) -> bool:
 
     Returns False when the check was already answered (a redelivered or repeated answer).
     """
+    if not answer_many([check.id], via, at):
+        return False
+    db.session.refresh(check)
+    return True
+
+
+def answer_many(check_ids: Sequence[int], via: str, at: datetime) -> set[int]:
+    """`answer` for many checks in a few statements (a webhook full of OK taps); returns those
+    not answered before."""
     from tenants.services import incidents
 
-    claimed = db.session.execute(
-        update(Check).where(Check.id == check.id, Check.answered_at.is_(None))
-        .values(status="answered", answered_at=at, answered_via=via)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not claimed:
-        return False
-    metrics.CHECKS_ANSWERED.labels(db.session.get(Tenant, check.tenant_id).slug, via).inc()
-    db.session.refresh(check)
-    deliveries.cancel_pending(check_id=check.id, now=at)
-    incidents.resolve_by_answer(check, via, at)
-    return True
+    answered = set(db.session.scalars(
+        update(Check).where(Check.id.in_(check_ids), Check.answered_at.is_(None))
+        .values(status="answered", answered_at=at, answered_via=via).returning(Check.id)
+        .execution_options(synchronize_session=False)))
+    if not answered:
+        return answered
+    metrics.CHECKS_ANSWERED.labels(db.session.get(Tenant, bound_tenant_id()).slug,
+                                   via).inc(len(answered))
+    db.session.execute(
+        update(Delivery).where(Delivery.check_id.in_(answered), Delivery.status.in_(deliveries.PENDING))
+        .values(status="canceled", updated_at=at).execution_options(synchronize_session=False))
+    for check_id in db.session.scalars(select(Incident.check_id).where(
+            Incident.check_id.in_(answered))).all():
+        incidents.resolve_by_answer(db.session.get(Check, check_id), via, at)
+    return answered
 
 
 def open_check_for(resident_id: int) -> Check | None:

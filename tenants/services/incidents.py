@@ -3,6 +3,7 @@ acknowledged by a contact, resolved by staff — every step on the incident's ti
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,7 +43,8 @@ def get_incident(incident_id: int) -> Incident:
     return get_or_404(Incident, incident_id, "incident")
 
 
-def _steps_for(check: Check) -> list[AlertStep]:
+def _steps_for(check: Check, known: dict[int, list[AlertStep]] | None = None) -> list[AlertStep]:
+    """The steps of the check's chain; `known` keeps them per policy through a pass."""
     policy_id = check.policy_id
     if check.round_id is not None:
         # A round's check escalated by staff follows the resident's own policy's chain.
@@ -50,11 +52,15 @@ def _steps_for(check: Check) -> list[AlertStep]:
             Resident.id == check.resident_id))
     if policy_id is None:
         return []
+    if known is not None and policy_id in known:
+        return known[policy_id]
     policy = db.session.get(CheckPolicy, policy_id)
-    if policy is None or policy.alert_chain_id is None:
-        return []
-    return list(db.session.scalars(select(AlertStep).where(
-        AlertStep.chain_id == policy.alert_chain_id).order_by(AlertStep.position)))
+    steps = [] if policy is None or policy.alert_chain_id is None else list(db.session.scalars(
+        select(AlertStep).where(AlertStep.chain_id == policy.alert_chain_id)
+        .order_by(AlertStep.position)))
+    if known is not None:
+        known[policy_id] = steps
+    return steps
 
 
 def _chain_base(check: Check, incident: Incident) -> datetime:
@@ -80,9 +86,10 @@ def open_incidents(checks: list[Check], now: datetime,
                   Incident.check_id.in_(part), Incident.next_step_position.is_(None),
                   Incident.status == "open"))]
     by_id = {c.id: c for c in scheduled}
+    known: dict[int, list[AlertStep]] = {}
     for incident in opened:
         check = by_id[incident.check_id]
-        steps = _steps_for(check)
+        steps = _steps_for(check, known)
         base = _chain_base(check, incident)
         incident.next_step_position = 0
         incident.next_step_at = base + timedelta(minutes=steps[0].after_minutes) if steps else None
@@ -96,18 +103,23 @@ def open_incidents(checks: list[Check], now: datetime,
     return opened
 
 
-def _person_targets(tenant: Tenant, incident: Incident, step: AlertStep,
-                    resident: Resident) -> list[dict[str, Any]]:
-    """Everyone a step should reach: (type, id, name, channels, phone, line id)."""
+def _person_targets(tenant: Tenant, incident: Incident, step: AlertStep, resident: Resident,
+                    contacts_of: dict[int, list[Contact]] | None = None) -> list[dict[str, Any]]:
+    """Everyone a step should reach: (type, id, name, channels, phone, line id).
+
+    `contacts_of` holds the contacts of every resident of a pass, in priority order."""
     if step.target == "resident":
         return [{"type": "resident", "id": resident.id, "name": resident.name,
                  "channels": resident.channels, "phone": resident.phone,
                  "line_user_id": resident.line_user_id, "blocked": resident.line_blocked}]
     if step.target == "contacts":
-        contacts = db.session.scalars(select(Contact).where(
-            Contact.resident_id == resident.id,
-            *([Contact.priority == step.priority] if step.priority else []),
-        ).order_by(Contact.priority, Contact.id))
+        if contacts_of is None:
+            contacts = list(db.session.scalars(select(Contact).where(
+                Contact.resident_id == resident.id).order_by(Contact.priority, Contact.id)))
+        else:
+            contacts = contacts_of.get(resident.id, [])
+        if step.priority:
+            contacts = [c for c in contacts if c.priority == step.priority]
         return [{"type": "contact", "id": c.id, "name": c.name, "channels": c.channels,
                  "phone": c.phone, "line_user_id": c.line_user_id} for c in contacts]
     if step.target == "group_leader":
@@ -135,8 +147,8 @@ def _person_targets(tenant: Tenant, incident: Incident, step: AlertStep,
             for index, person in enumerate(tenant.on_duty or [])]
 
 
-def _fire_step(tenant: Tenant, incident: Incident, check: Check, step: AlertStep,
-               now: datetime) -> list[dict[str, Any]]:
+def _fire_step(tenant: Tenant, incident: Incident, check: Check, step: AlertStep, now: datetime,
+               contacts_of: dict[int, list[Contact]] | None = None) -> list[dict[str, Any]]:
     resident = db.session.get(Resident, incident.resident_id)
     assert resident is not None
     label = {"resident": "本人", "contacts": "緊急連絡先", "group_leader": "グループリーダー",
@@ -147,7 +159,7 @@ def _fire_step(tenant: Tenant, incident: Incident, check: Check, step: AlertStep
         incident.escalated = True
         add_event(incident.id, "escalation", "職員対応が必要な案件になりました", now)
     rows = []
-    for person in _person_targets(tenant, incident, step, resident):
+    for person in _person_targets(tenant, incident, step, resident, contacts_of):
         choice = preferred(tenant, step.channel, person["channels"], person["phone"],
                            person["line_user_id"], person.get("blocked", False))
         if choice is None:
@@ -173,43 +185,68 @@ def _fire_step(tenant: Tenant, incident: Incident, check: Check, step: AlertStep
 def fire_due_steps(tenant: Tenant, now: datetime) -> list[int]:
     """Fire every alert-chain step that is due; each exactly once, however many clocks run.
 
-    A tick that comes late fires every step that has come due since, in order.
+    A tick that comes late fires every step that has come due since, in order. Each round of
+    due steps is read, claimed and written in a handful of statements, however many incidents.
     """
     rows: list[dict[str, Any]] = []
+    known: dict[int, list[AlertStep]] = {}
     for _ in range(MAX_STEPS_PER_TICK):
         due = db.session.scalars(select(Incident).where(
             Incident.status == "open", Incident.next_step_at <= now).order_by(Incident.id)).all()
         if not due:
             break
-        for incident in due:
-            rows += _fire_next_step(tenant, incident, now)
+        for part in chunks(due):
+            rows += _fire_next_steps(tenant, list(part), now, known)
         db.session.flush()
     return deliveries.insert_deliveries(rows)
 
 
-def _fire_next_step(tenant: Tenant, incident: Incident, now: datetime) -> list[dict[str, Any]]:
-    check = db.session.get(Check, incident.check_id)
-    assert check is not None
-    steps = _steps_for(check)
-    position = incident.next_step_position or 0
-    if position >= len(steps):
-        incident.next_step_at = None
-        return []
-    following = steps[position + 1] if position + 1 < len(steps) else None
-    next_at = (_chain_base(check, incident) + timedelta(minutes=following.after_minutes)
-               if following else None)
-    claimed = db.session.execute(
-        update(Incident).where(Incident.id == incident.id, Incident.next_step_position == position,
-                               Incident.status == "open")
-        .values(next_step_position=position + 1, next_step_at=next_at)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.refresh(incident)
-    if not claimed:
-        return []  # another clock fired this step
-    rows = _fire_step(tenant, incident, check, steps[position], now)
-    if following is None:
-        add_event(incident.id, "chain", "通知順序の最後まで連絡しました。職員の対応を待っています", now)
+def _fire_next_steps(tenant: Tenant, due: list[Incident], now: datetime,
+                     known: dict[int, list[AlertStep]]) -> list[dict[str, Any]]:
+    checks = {c.id: c for c in db.session.scalars(
+        select(Check).where(Check.id.in_([i.check_id for i in due])))}
+    resident_ids = [i.resident_id for i in due]
+    # Held here so they stay in the session's (weak) identity map: each step's `get` needs no query.
+    residents = db.session.scalars(select(Resident).where(Resident.id.in_(resident_ids))).all()
+    contacts_of: dict[int, list[Contact]] = defaultdict(list)
+    for contact in db.session.scalars(select(Contact).where(Contact.resident_id.in_(resident_ids))
+                                      .order_by(Contact.priority, Contact.id)):
+        contacts_of[contact.resident_id].append(contact)
+    # Claimed with one compare-and-set per (position, next time): another clock firing the same
+    # steps claims none of them twice.
+    claims: dict[tuple[int, datetime | None], list[int]] = defaultdict(list)
+    fire: list[tuple[Incident, AlertStep, AlertStep | None]] = []
+    for incident in due:
+        check = checks[incident.check_id]
+        steps = _steps_for(check, known)
+        position = incident.next_step_position or 0
+        if position >= len(steps):
+            incident.next_step_at = None
+            continue
+        following = steps[position + 1] if position + 1 < len(steps) else None
+        next_at = (_chain_base(check, incident) + timedelta(minutes=following.after_minutes)
+                   if following else None)
+        claims[(position, next_at)].append(incident.id)
+        fire.append((incident, steps[position], following))
+    claimed: set[int] = set()
+    for (position, next_at), ids in claims.items():
+        claimed.update(db.session.scalars(
+            update(Incident).where(Incident.id.in_(ids), Incident.next_step_position == position,
+                                   Incident.status == "open")
+            .values(next_step_position=position + 1, next_step_at=next_at)
+            .returning(Incident.id).execution_options(synchronize_session=False)))
+    if claims:
+        db.session.execute(select(Incident).where(Incident.id.in_([i.id for i, _, _ in fire]))
+                           .execution_options(populate_existing=True)).all()
+    rows = []
+    for incident, step, following in fire:
+        if incident.id not in claimed:
+            continue  # another clock fired this step
+        rows += _fire_step(tenant, incident, checks[incident.check_id], step, now, contacts_of)
+        if following is None:
+            add_event(incident.id, "chain", "通知順序の最後まで連絡しました。職員の対応を待っています",
+                      now)
+    del residents
     return rows
 
 

@@ -59,6 +59,8 @@ class RecordedRequest:
     status: int
     retry_key: str | None
     body: Any
+    # When the fake answered (time.time()), so a benchmark can tell when the last send landed.
+    at: float = field(default_factory=time.time)
 
 
 @dataclass

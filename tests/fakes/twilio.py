@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -114,6 +115,8 @@ class RecordedRequest:
     path: str
     status: int
     params: dict[str, list[str]] = field(default_factory=dict)
+    # When the fake answered (time.time()), so a benchmark can tell when the last send landed.
+    at: float = field(default_factory=time.time)
 
 
 class TwilioFake(FakeServer):

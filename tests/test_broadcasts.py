@@ -4,6 +4,8 @@ and see how many it reached."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -11,6 +13,7 @@ from tenants.models import Delivery
 from tests.factories import created, resident_body
 from tests.fakes.line import user_id
 from tests.webhooks_support import (
+    NO_QUIET_HOURS,
     add_resident,
     credentials,
     post_twilio,
@@ -21,8 +24,6 @@ from tests.webhooks_support import (
 
 NOTICE = "10月5日(土)10時から中町集会所で防災訓練があります。\nお誘い合わせのうえご参加ください。"
 LINE_PERSON = user_id(3)
-# Broadcasts go out now, whatever the hour: no quiet hours hold the calls in these tests.
-NO_QUIET_HOURS = {"quiet_hours": {"start": "00:00", "end": "00:00"}}
 
 
 @pytest.fixture
@@ -101,6 +102,24 @@ def test_a_failed_channel_falls_back_and_counts_once(clean_app, make_tenant, fak
     assert [(d.broadcast_id, d.body) for d in fallbacks] == [
         (first["id"], "武蔵野市からのお知らせです。台風が接近しています。"),
         (second["id"], "武蔵野市からのお知らせです。避難所を開設しました。")]
+
+
+def test_a_fallback_call_waits_for_quiet_hours(clean_app, make_tenant, fakes):
+    """An SMS to a landline fails in the middle of the night: is the call that replaces it held
+    until quiet hours end, instead of ringing at once?"""
+    _, twilio = fakes
+    twilio.landline_numbers.add("+81320000005")
+    local = datetime.now(ZoneInfo("Asia/Tokyo"))
+    around_now = {"start": (local - timedelta(hours=1)).strftime("%H:%M"),
+                  "end": (local + timedelta(hours=1)).strftime("%H:%M")}
+    tenant = make_tenant("musashino", **credentials(), quiet_hours=around_now)
+    add_resident(tenant.api, None, name="固定 一郎", channels=["sms", "voice"], phone="03-2000-0005")
+    broadcast = created(tenant.api.post("/api/v1/broadcasts", {"message": "台風が接近しています。"}))
+    work(clean_app)
+    assert twilio.calls_to("+81320000005") == []
+    [call] = rows(clean_app, tenant.id, Delivery, Delivery.channel == "voice")
+    assert (call.broadcast_id, call.status, call.enqueued_at) == (broadcast["id"], "queued", None)
+    assert call.not_before.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M") == around_now["end"]
 
 
 def test_a_broadcast_to_everyone_on_the_sandbox(clean_app, engine, tenant):

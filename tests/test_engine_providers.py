@@ -15,6 +15,7 @@ from tenants.types import utcnow
 from tests.factories import chain_body, created, policy_body, resident_body
 from tests.fakes.line import MULTICAST, user_id
 from tests.fixtures.engine import tokyo
+from tests.webhooks_support import NO_QUIET_HOURS
 from worker import dispatch
 
 DAY1 = "2030-04-01"
@@ -34,7 +35,8 @@ def provider_tenant(clean_app, make_tenant, line_fake, twilio_fake):
     tenant = make_tenant(
         "hachioji", "八王子市",
         line={"channel_secret": "secret", "channel_access_token": LINE_TOKEN},
-        twilio={"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from_number": FROM})
+        twilio={"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from_number": FROM},
+        **NO_QUIET_HOURS)
     chain = created(tenant.api.post("/api/v1/alert-chains", chain_body()))
     policy = created(tenant.api.post("/api/v1/check-policies", policy_body(
         chain["id"], starts_on=DAY1)))

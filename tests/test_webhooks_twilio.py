@@ -15,6 +15,7 @@ from tenants.tenancy import all_tenants
 from tests.fakes.twilio import call_status, gather_digits, inbound_sms, message_status
 from tests.webhooks_support import (
     DAY1,
+    NO_QUIET_HOURS,
     TWILIO_FROM,
     TWILIO_SID,
     add_resident,
@@ -47,7 +48,7 @@ def twilio(fakes):
 @pytest.fixture
 def city(make_tenant):
     """武蔵野市 with LINE and Twilio and a daily 09:00 policy; residents are added per test."""
-    tenant = make_tenant("musashino", **credentials())
+    tenant = make_tenant("musashino", **credentials(), **NO_QUIET_HOURS)
     return tenant, daily_policy(tenant.api)
 
 

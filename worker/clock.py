@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 
 from mimamori import logging as logs
 from mimamori import metrics
@@ -66,13 +66,17 @@ def enqueue_due(tenant: Tenant, now: datetime) -> int:
 
 
 def queue_deliveries(tenant_id: int, ids: list[int], now: datetime) -> int:
-    """Put these deliveries on the queue, one job per batch; rows without a batch get one."""
-    if not ids:
-        return 0
+    """Put these deliveries on the queue, one job per batch; rows without a batch get one.
+
+    Rows held until later (a call in quiet hours, a retry's wait) stay off the queue: the clock
+    queues them when their time comes (`enqueue_due`)."""
     rows = [dict(row._mapping) for part in chunks(ids) for row in db.session.execute(
         select(Delivery.id, Delivery.channel, Delivery.body, Delivery.purpose,
                Delivery.incident_id, Delivery.recipient_type, Delivery.retry_key)
-        .where(Delivery.id.in_(part)))]
+        .where(Delivery.id.in_(part), or_(Delivery.not_before.is_(None), Delivery.not_before <= now)))]
+    if not rows:
+        return 0
+    ids = [row["id"] for row in rows]
     unkeyed = [row for row in rows if not row["retry_key"]]
     keys = deliveries.assign_batches(rows)
     if unkeyed:

@@ -1,6 +1,5 @@
-# syntax=docker/dockerfile:1
-# The Mimamori image: `mimamori` is the entrypoint, `serve` the default command; the Helm chart runs
-# `worker`, `scheduler` and `db upgrade` from the same image.
+# The Mimamori image: `mimamori` is the entrypoint (run by tini), `serve` the default command; the
+# Helm chart runs `worker`, `scheduler` and `db upgrade` from the same image.
 #
 #   docker build -t registry.example.jp/platform/mimamori:0.1.0 .
 #
@@ -8,6 +7,9 @@
 # translations and the dashboard's static files in it) into a virtualenv; the final image is that
 # virtualenv on a slim Python, run as an unprivileged user, with nothing written outside the
 # instance folder and /tmp (mount both writable when the root filesystem is read-only).
+#
+# No `# syntax=` line: BuildKit would fetch that frontend from Docker Hub on every build, even when
+# PYTHON_IMAGE names a base in a private registry; the built-in frontend reads this file as it is.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -38,12 +40,14 @@ RUN if ls admin_ui/translations/*/LC_MESSAGES/*.po >/dev/null 2>&1; then \
       /opt/mimamori/bin/pybabel compile --directory admin_ui/translations --statistics; \
     fi
 
-# The project as a wheel (package data: migrations, templates, static files, .mo catalogs).
+# The project as a wheel (package data: migrations, templates, static files, .mo catalogs). The
+# check runs with -P so it imports the installed wheel, not the sources in the working directory.
 RUN /opt/mimamori/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/mimamori/bin/pip install --no-deps /wheels/mimamori-*.whl \
- && /opt/mimamori/bin/python -c "import pathlib, admin_ui, mimamori, wsgi; \
+ && /opt/mimamori/bin/python -P -c "import pathlib, admin_ui, mimamori, wsgi; \
 assert (pathlib.Path(mimamori.__file__).parent / 'migrations' / 'alembic.ini').is_file(); \
 assert (pathlib.Path(admin_ui.__file__).parent / 'static').is_dir(); \
+assert wsgi.__file__.startswith('/opt/mimamori/'), wsgi.__file__; \
 print('mimamori installed from', wsgi.__file__)"
 
 
@@ -55,6 +59,16 @@ ENV PATH=/opt/mimamori/bin:$PATH \
     MIMAMORI_INSTANCE_PATH=/var/lib/mimamori/instance \
     PORT=5000
 
+# tini as PID 1: the kernel drops a SIGTERM sent to PID 1 that installed no handler, so without
+# it `mimamori scheduler` ignored `docker stop` and Kubernetes' SIGTERM and was killed after the
+# grace period. tini forwards the signal to mimamori (gunicorn and the RQ worker still shut down
+# gracefully) and reaps orphaned processes. `apt-get clean` keeps apt's 75 MB package cache out of
+# the layer on a base that, unlike Debian's official images, does not drop it by itself.
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends tini \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 mimamori \
  && useradd --system --uid 10001 --gid mimamori --home-dir /var/lib/mimamori \
       --no-create-home --shell /usr/sbin/nologin mimamori \
@@ -65,5 +79,5 @@ COPY --from=builder /opt/mimamori /opt/mimamori
 WORKDIR /var/lib/mimamori
 USER 10001:10001
 EXPOSE 5000 9100
-ENTRYPOINT ["mimamori"]
+ENTRYPOINT ["/usr/bin/tini", "--", "mimamori"]
 CMD ["serve"]

@@ -80,12 +80,28 @@ def test_final_stage_runs_mimamori_as_an_unprivileged_user(dockerfile):
     final = dockerfile[-1]
     [user] = final.all("USER")
     assert user.split(":")[0] == "10001"
-    assert json.loads(final.all("ENTRYPOINT")[-1]) == ["mimamori"]
+    # tini as PID 1 forwards SIGTERM: the scheduler installs no handler, and as PID 1 it would
+    # ignore the signal until the kill at the end of the grace period.
+    assert json.loads(final.all("ENTRYPOINT")[-1]) == ["/usr/bin/tini", "--", "mimamori"]
+    assert any("install" in run and "tini" in run for run in final.all("RUN"))
     assert json.loads(final.all("CMD")[-1]) == ["serve"]
     env = " ".join(final.all("ENV"))
     assert "MIMAMORI_ENV=production" in env and "MIMAMORI_INSTANCE_PATH=" in env
     # Nothing is installed in the final stage: it runs what the builder made.
     assert not [run for run in final.all("RUN") if "pip" in run]
+
+
+def test_builds_without_docker_hub_when_the_base_comes_from_elsewhere():
+    """No `# syntax=` directive: BuildKit would fetch its frontend image from Docker Hub even when
+    PYTHON_IMAGE points at a private registry or a mirror."""
+    first = (ROOT / "Dockerfile").read_text().splitlines()[0]
+    assert not first.replace(" ", "").lower().startswith("#syntax="), first
+
+
+def test_builder_checks_the_installed_wheel_not_the_sources(dockerfile):
+    """The builder's import check must not pick up /src from the working directory."""
+    [check] = [run for run in dockerfile[0].all("RUN") if "pip install --no-deps" in run]
+    assert "/opt/mimamori/bin/python -P -c" in check
 
 
 def test_builder_compiles_translations_only_when_there_are_some(dockerfile):

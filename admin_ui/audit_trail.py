@@ -11,5 +11,5 @@ from tenants.services.audit import record
 
 
 def audit(action: str, target: Any = None, detail: dict[str, Any] | None = None) -> None:
-    """Record an action of the current user on the bound tenant (committed with the change)."""
+    """Record what the signed-in user did or saw, in the bound tenant (the caller commits)."""
     record(action, tenant_id=g.tenant.id, target=target, user_id=current_user.id, detail=detail)

@@ -1,4 +1,4 @@
-"""What the resident, incident, import and group pages share: audit rows, pages, form errors."""
+"""What the resident, incident, import and group pages share: pages, form errors, phone numbers."""
 
 from __future__ import annotations
 
@@ -10,20 +10,13 @@ from typing import Any
 
 import phonenumbers
 from flask import g, request
-from flask_login import current_user
 from sqlalchemy import Select, func
 from wtforms import Form
 
 from admin_ui.messages import localise
 from mimamori.extensions import db
-from tenants.services.audit import record
 
 PAGE_SIZE = 50
-
-
-def audit(action: str, target: Any = None, detail: dict[str, Any] | None = None) -> None:
-    """Record what the signed-in user did or saw, in their tenant (the caller commits)."""
-    record(action, tenant_id=g.tenant.id, target=target, user_id=current_user.id, detail=detail)
 
 
 def local_today() -> date:

@@ -11,8 +11,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from admin_ui import earthquake_settings as quake_form
+from admin_ui.audit_trail import audit
 from admin_ui.session import can, requires, tenant_blueprint
-from admin_ui.support import audit, error_summary
+from admin_ui.support import error_summary
 from mimamori.extensions import db
 from tenants.models import EarthquakeTrigger, JmaReport
 from tenants.services import earthquakes as service

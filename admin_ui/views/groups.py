@@ -12,11 +12,11 @@ from marshmallow import ValidationError
 from sqlalchemy import func, select
 from wtforms import BooleanField, SelectChoice, SelectField, SelectMultipleField, StringField
 
+from admin_ui.audit_trail import audit
 from admin_ui.labels import GROUP_KIND_LABELS
 from admin_ui.messages import localise
 from admin_ui.session import requires, tenant_blueprint, visible_residents
 from admin_ui.support import (
-    audit,
     blank_to_none,
     equip,
     error_summary,

@@ -16,9 +16,10 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from admin_ui.audit_trail import audit
 from admin_ui.messages import localise
 from admin_ui.session import can, tenant_blueprint
-from admin_ui.support import audit, equip
+from admin_ui.support import equip
 from mimamori.extensions import db
 from tenants.errors import DomainError
 from tenants.services import importing

@@ -13,9 +13,10 @@ from sqlalchemy import case, select
 from wtforms import RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from admin_ui.audit_trail import audit
 from admin_ui.labels import CHANNEL_LABELS, OUTCOME_LABELS
 from admin_ui.session import can, tenant_blueprint, visible_residents
-from admin_ui.support import audit, equip, error_summary, paginate
+from admin_ui.support import equip, error_summary, paginate
 from mimamori.extensions import db
 from tenants.errors import DomainError
 from tenants.models import Check, Incident, Resident

@@ -27,12 +27,12 @@ from wtforms import (
     TextAreaField,
 )
 
+from admin_ui.audit_trail import audit
 from admin_ui.i18n import long_date
 from admin_ui.labels import CHANNEL_LABELS, RELATION_LABELS
 from admin_ui.messages import localise
 from admin_ui.session import requires, tenant_blueprint, visible_residents
 from admin_ui.support import (
-    audit,
     blank_to_none,
     day_bounds,
     equip,

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from admin_ui.audit_trail import audit
 from admin_ui.i18n import short_time
 from admin_ui.labels import DELIVERY_STATUS_LABELS
+from admin_ui.records import found_or_404
 from admin_ui.schema_forms import Errors, domain_errors, flatten, integer_or_text
 from admin_ui.session import requires, tenant_blueprint
 from admin_ui.support import equip, paginate
@@ -45,13 +46,6 @@ PAGE_SIZE = 20
 CHANNELS = ("line", "sms", "voice")
 # The status breakdown on a broadcast's page: waiting, then reached, then not reached.
 STATUSES = tuple(s for s in (*service.PENDING, *service.SENT, *service.FAILED) if s != "answered")
-
-
-def _broadcast_or_404(broadcast_id: int) -> Broadcast:
-    try:
-        return service.get_broadcast(broadcast_id)
-    except NotFound:
-        abort(404)
 
 
 def _targets() -> list[tuple[Any, str]]:
@@ -185,7 +179,7 @@ def _figures(broadcast: Broadcast) -> dict[str, Any]:
 @blueprint.get("/broadcasts/<int:broadcast_id>")
 @requires("read")
 def show(broadcast_id: int) -> Any:
-    broadcast = _broadcast_or_404(broadcast_id)
+    broadcast = found_or_404(service.get_broadcast, broadcast_id)
     group = db.session.get(Group, broadcast.group_id) if broadcast.group_id else None
     sender = (db.session.get(User, broadcast.created_by_user_id)
               if broadcast.created_by_user_id else None)
@@ -199,4 +193,4 @@ def show(broadcast_id: int) -> Any:
 @requires("read")
 def counts(broadcast_id: int) -> Any:
     """The live counts of the broadcast's page, as JSON for its data-refresh-url."""
-    return jsonify(_figures(_broadcast_or_404(broadcast_id)))
+    return jsonify(_figures(found_or_404(service.get_broadcast, broadcast_id)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
@@ -17,11 +17,12 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from admin_ui.audit_trail import audit
+from admin_ui.records import delete_or_refuse, found_or_404
 from admin_ui.schema_forms import Errors, domain_errors, flatten, integer_or_text
 from admin_ui.session import requires, tenant_blueprint
 from mimamori.extensions import db
 from schemas.policies import AlertChainIn
-from tenants.errors import DomainError, NotFound
+from tenants.errors import DomainError
 from tenants.models import AlertChain, AlertStep, CheckPolicy
 from tenants.services import policies as service
 
@@ -45,13 +46,6 @@ def describe_step(step: AlertStep | dict[str, Any]) -> str:
     channel = dict(CHANNELS).get(get("channel")) if get("channel") else None
     text = _("%(n)s分後", n=get("after_minutes")) + " " + target
     return f"{text} {channel}" if channel else text
-
-
-def _chain_or_404(chain_id: int) -> AlertChain:
-    try:
-        return service.get_chain(chain_id)
-    except NotFound:
-        abort(404)
 
 
 def _blank_row() -> dict[str, str]:
@@ -160,7 +154,7 @@ def create() -> Any:
 @blueprint.route("/chains/<int:chain_id>", methods=["GET", "POST"])
 @requires("manage")
 def edit(chain_id: int) -> Any:
-    chain = _chain_or_404(chain_id)
+    chain = found_or_404(service.get_chain, chain_id)
     if request.method == "POST":
         return _submit(chain)
     return _editor(chain, chain.name, _rows_of(chain), {})
@@ -169,15 +163,7 @@ def edit(chain_id: int) -> Any:
 @blueprint.post("/chains/<int:chain_id>/delete")
 @requires("manage")
 def delete(chain_id: int) -> Any:
-    chain = _chain_or_404(chain_id)
-    name = chain.name
-    try:
-        audit("chain.delete", chain)
-        service.delete_chain(chain)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(domain_errors(exc)["_schema"][0], "error")
-        return redirect(url_for("chains.edit", chain_id=chain_id))
-    db.session.commit()
-    flash(_("通知順序「%(name)s」を削除しました。", name=name), "success")
-    return redirect(url_for("chains.index"))
+    chain = found_or_404(service.get_chain, chain_id)
+    return delete_or_refuse(chain, service.delete_chain, "chain.delete",
+                            _("通知順序「%(name)s」を削除しました。", name=chain.name),
+                            url_for("chains.index"), url_for("chains.edit", chain_id=chain_id))

@@ -16,10 +16,11 @@ from wtforms.validators import DataRequired
 
 from admin_ui import earthquake_settings as quake_form
 from admin_ui.labels import DELIVERY_STATUS_LABELS, PURPOSE_LABELS
+from admin_ui.records import found_or_404
 from admin_ui.session import operator_blueprint
 from mimamori.extensions import db
 from schemas.tenants import TenantIn, TenantUpdate
-from tenants.errors import Conflict, NotFound
+from tenants.errors import Conflict
 from tenants.models import Tenant
 from tenants.services import earthquakes, platform
 from tenants.services.tenants import get_tenant
@@ -174,13 +175,6 @@ def _form_page(form: TenantForm, tenant: Tenant | None) -> Any:
     return render_template("console/tenant_form.html", form=form, edited=tenant), 422
 
 
-def _tenant_or_404(tenant_id: int) -> Tenant:
-    try:
-        return get_tenant(tenant_id)
-    except NotFound:
-        abort(404)
-
-
 @blueprint.get("/")
 def tenants() -> Any:
     return render_template("console/tenants.html", rows=platform.tenant_overview(),
@@ -201,7 +195,7 @@ def new_tenant() -> Any:
 
 @blueprint.route("/tenants/<int:tenant_id>", methods=["GET", "POST"])
 def edit_tenant(tenant_id: int) -> Any:
-    tenant = _tenant_or_404(tenant_id)
+    tenant = found_or_404(get_tenant, tenant_id)
     form = EditTenantForm(data={
         "name": tenant.name, "kind": tenant.kind, "timezone": tenant.timezone,
         "quiet_start": tenant.quiet_hours_start.strftime("%H:%M"),
@@ -221,7 +215,7 @@ def edit_tenant(tenant_id: int) -> Any:
 @blueprint.post("/tenants/<int:tenant_id>/test/<provider>")
 def test_connection(tenant_id: int, provider: str) -> Any:
     """Call LINE's bot-info or Twilio's account endpoint with the stored credentials."""
-    tenant = _tenant_or_404(tenant_id)
+    tenant = found_or_404(get_tenant, tenant_id)
     config = current_app.config
     if provider == "line" and tenant.line_configured:
         result = connections.probe_line(config["LINE_API_BASE_URL"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
@@ -17,11 +17,12 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
 from admin_ui.audit_trail import audit
+from admin_ui.records import delete_or_refuse, found_or_404
 from admin_ui.schema_forms import Errors, blank_to_none, domain_errors, flatten, integer_or_text
 from admin_ui.session import requires, tenant_blueprint
 from mimamori.extensions import db
 from schemas.policies import CheckPolicyIn, PreviewIn, schedule_as_dict
-from tenants.errors import DomainError, NotFound
+from tenants.errors import DomainError
 from tenants.models import AlertChain, CheckPolicy, Resident
 from tenants.services import policies as service
 
@@ -46,13 +47,6 @@ def describe(schedule: dict[str, Any]) -> str:
         return f"{every} {days} {schedule.get('time', '')}"
     every = _("毎日") if interval == 1 else _("%(n)s日ごと", n=interval)
     return f"{every} {schedule.get('time', '')}"
-
-
-def _policy_or_404(policy_id: int) -> CheckPolicy:
-    try:
-        return service.get_policy(policy_id)
-    except NotFound:
-        abort(404)
 
 
 def _values_of(policy: CheckPolicy | None) -> dict[str, Any]:
@@ -196,7 +190,7 @@ def create() -> Any:
 @blueprint.route("/policies/<int:policy_id>", methods=["GET", "POST"])
 @requires("manage")
 def edit(policy_id: int) -> Any:
-    policy = _policy_or_404(policy_id)
+    policy = found_or_404(service.get_policy, policy_id)
     if request.method == "POST":
         return _submit(policy)
     return _editor(policy, _values_of(policy), {}, _saved_preview(policy))
@@ -205,15 +199,7 @@ def edit(policy_id: int) -> Any:
 @blueprint.post("/policies/<int:policy_id>/delete")
 @requires("manage")
 def delete(policy_id: int) -> Any:
-    policy = _policy_or_404(policy_id)
-    name = policy.name
-    try:
-        audit("policy.delete", policy)
-        service.delete_policy(policy)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(domain_errors(exc)["_schema"][0], "error")
-        return redirect(url_for("policies.edit", policy_id=policy_id))
-    db.session.commit()
-    flash(_("見守り設定「%(name)s」を削除しました。", name=name), "success")
-    return redirect(url_for("policies.index"))
+    policy = found_or_404(service.get_policy, policy_id)
+    return delete_or_refuse(policy, service.delete_policy, "policy.delete",
+                            _("見守り設定「%(name)s」を削除しました。", name=policy.name),
+                            url_for("policies.index"), url_for("policies.edit", policy_id=policy_id))

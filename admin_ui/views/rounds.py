@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -22,13 +22,14 @@ from sqlalchemy import func, select
 from admin_ui.audit_trail import audit
 from admin_ui.earthquake_settings import shindo
 from admin_ui.i18n import short_time
+from admin_ui.records import found_or_404
 from admin_ui.schema_forms import Errors, domain_errors, flatten, integer_or_text
 from admin_ui.session import requires, tenant_blueprint, visible_residents
 from admin_ui.support import phone_display
 from admin_ui.views.earthquakes import decision, reports_by_event
 from mimamori.extensions import db
 from schemas.rounds import RoundIn
-from tenants.errors import DomainError, NotFound
+from tenants.errors import DomainError
 from tenants.models import Check, EarthquakeTrigger, Group, GroupMember, Resident, Round, User
 from tenants.services import rounds as service
 from tenants.types import utcnow
@@ -42,13 +43,6 @@ REFRESH_SECONDS = 3
 NAMES_SHOWN = 200
 TALLY_FIELDS = ("targeted", "answered", "pending", "missed", "failed")
 INCIDENT_STATES = {"open": _l("通知中"), "acknowledged": _l("対応中"), "resolved": _l("解決済み")}
-
-
-def _round_or_404(round_id: int) -> Round:
-    try:
-        return service.get_round(round_id)
-    except NotFound:
-        abort(404)
 
 
 def _targets() -> list[tuple[Any, str]]:
@@ -185,7 +179,7 @@ def _earthquakes(round_: Round) -> list[dict[str, Any]]:
 @blueprint.get("/rounds/<int:round_id>")
 @requires("read")
 def show(round_id: int) -> Any:
-    round_ = _round_or_404(round_id)
+    round_ = found_or_404(service.get_round, round_id)
     group = db.session.get(Group, round_.group_id) if round_.group_id else None
     starter = db.session.get(User, round_.created_by_user_id) if round_.created_by_user_id else None
     # The page lists the silent residents' notes and phones: the audit log says who saw them.
@@ -200,7 +194,7 @@ def show(round_id: int) -> Any:
 @requires("read")
 def tally(round_id: int) -> Any:
     """The live figures of the round page, as JSON for its data-refresh-url."""
-    return jsonify(_figures(_round_or_404(round_id)))
+    return jsonify(_figures(found_or_404(service.get_round, round_id)))
 
 
 @blueprint.post("/rounds/<int:round_id>/escalate")
@@ -208,7 +202,7 @@ def tally(round_id: int) -> Any:
 def escalate(round_id: int) -> Any:
     """Start the normal alert chain for everyone who has not answered (an incident each); the
     service opens nothing twice, so a second press only says so."""
-    round_ = _round_or_404(round_id)
+    round_ = found_or_404(service.get_round, round_id)
     escalation = service.escalate(round_, utcnow())
     audit("round.escalate", round_, detail={"opened": escalation["opened"]})
     db.session.commit()

@@ -13,11 +13,11 @@ from marshmallow import ValidationError
 from wtforms import EmailField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired
 
+from admin_ui.records import found_or_404
 from admin_ui.session import requires, tenant_blueprint
 from mimamori.extensions import db
 from schemas.tenants import StaffIn
 from tenants.errors import Conflict, NotFound
-from tenants.models import User
 from tenants.models.staff import TENANT_ROLES
 from tenants.services import staff as staff_service
 
@@ -44,13 +44,6 @@ class StaffForm(FlaskForm):
     name = StringField(_l("氏名"))
     role = SelectField(_l("役割"), choices=[SelectChoice(role, ROLE_LABELS[role]) for role in TENANT_ROLES],
                        default="staff")
-
-
-def _user_or_404(user_id: int) -> User:
-    try:
-        return staff_service.tenant_user(g.tenant.id, user_id)
-    except NotFound:
-        abort(404)
 
 
 @blueprint.get("/staff/")
@@ -89,7 +82,7 @@ def new() -> Any:
 @blueprint.get("/staff/<int:user_id>")
 @requires("manage")
 def show(user_id: int) -> Any:
-    user = _user_or_404(user_id)
+    user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)
     query = request.args.get("q", "").strip()
     assigned, found = [], []
     if user.role == "commissioner":
@@ -103,7 +96,7 @@ def show(user_id: int) -> Any:
 @blueprint.post("/staff/<int:user_id>/password")
 @requires("manage")
 def reset_password(user_id: int) -> Any:
-    user = _user_or_404(user_id)
+    user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)
     try:
         password = staff_service.reset_password(user, actor=current_user)
     except Conflict:
@@ -117,7 +110,7 @@ def reset_password(user_id: int) -> Any:
 @blueprint.post("/staff/<int:user_id>/active")
 @requires("manage")
 def set_active(user_id: int) -> Any:
-    user = _user_or_404(user_id)
+    user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)
     active = request.form.get("active") == "1"
     try:
         staff_service.set_active(user, active, actor=current_user)
@@ -141,7 +134,7 @@ def _ids(name: str) -> list[int]:
 @blueprint.post("/staff/<int:user_id>/residents")
 @requires("manage")
 def assign(user_id: int) -> Any:
-    user = _user_or_404(user_id)
+    user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)
     if user.role != "commissioner":
         abort(404)
     try:

@@ -17,19 +17,12 @@ from tests.webhooks_support import (
     add_resident,
     credentials,
     post_twilio,
-    providers,
     rows,
     work,
 )
 
 NOTICE = "10月5日(土)10時から中町集会所で防災訓練があります。\nお誘い合わせのうえご参加ください。"
 LINE_PERSON = user_id(3)
-
-
-@pytest.fixture
-def fakes(clean_app):
-    with providers(clean_app) as both:
-        yield both
 
 
 @pytest.fixture

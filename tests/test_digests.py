@@ -3,8 +3,6 @@ the leader's 「見に行きます」 from it."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import func, select
 
@@ -13,6 +11,7 @@ from tenants.models import Delivery, GroupDigest
 from tenants.tenancy import bind_tenant
 from tests.fakes.line import postback_event, user_id
 from tests.fakes.twilio import gather_digits, inbound_sms
+from tests.fixtures.engine import at_once, tokyo
 from tests.webhooks_support import (
     DAY1,
     TWILIO_FROM,
@@ -23,22 +22,14 @@ from tests.webhooks_support import (
     ok_button_data,
     post_line,
     post_twilio,
-    providers,
     rows,
     run_clock,
-    tokyo,
     twilio_url,
     work,
 )
 
 DAY2 = "2030-04-02"
 LEADER, HANAKO, JIRO_LINE, GORO, OUTSIDER = (user_id(n) for n in (1, 2, 4, 5, 9))
-
-
-@pytest.fixture
-def fakes(clean_app):
-    with providers(clean_app) as both:
-        yield both
 
 
 def make_group(tenant, policy_id, **group):
@@ -251,20 +242,7 @@ def test_two_clocks_send_one_digest(clean_app, client, salon, fakes):
     tenant, _, _ = salon
     line, _ = fakes
     run_clock(clean_app, tokyo(f"{DAY1} 09:00"))
-    errors = []
-
-    def run():
-        try:
-            run_clock(clean_app, tokyo(f"{DAY2} 08:00"))
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    at_once(lambda: run_clock(clean_app, tokyo(f"{DAY2} 08:00")))
     work(clean_app)
     with clean_app.app_context(), bind_tenant(tenant.id):
         assert db.session.scalar(select(func.count()).select_from(GroupDigest)) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -13,7 +12,7 @@ from tenants.models import Check, Delivery, Resident
 from tenants.services import checks as check_service
 from tenants.tenancy import all_tenants, bind_tenant
 from tests.factories import chain_body, created, policy_body, resident_body
-from tests.fixtures.engine import tokyo
+from tests.fixtures.engine import at_once, tokyo
 
 DAY1 = "2030-04-01"  # far enough ahead that residents created now precede every occurrence
 
@@ -236,24 +235,8 @@ def test_two_clocks_at_once_never_double(clean_app, engine, setup):
     for index in range(20):
         resident(name=f"住民 {index}", phone=f"090-2000-{index:04d}")
 
-    def race(at):
-        errors = []
-
-        def run():
-            try:
-                engine.tick(at)
-            except Exception as exc:  # surfaced below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert not errors
-
-    race(tokyo(f"{DAY1} 09:00"))
-    race(tokyo(f"{DAY1} 10:00"))
+    at_once(lambda: engine.tick(tokyo(f"{DAY1} 09:00")))
+    at_once(lambda: engine.tick(tokyo(f"{DAY1} 10:00")))
     with clean_app.app_context(), bind_tenant(tenant.id):
         assert db.session.scalar(select(func.count(Check.id))) == 20
         per_key = db.session.execute(select(Delivery.idempotency_key, func.count())

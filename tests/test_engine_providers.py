@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from sqlalchemy import insert, select
 
@@ -14,7 +12,7 @@ from tenants.tenancy import bind_tenant
 from tenants.types import utcnow
 from tests.factories import chain_body, created, policy_body, resident_body
 from tests.fakes.line import MULTICAST, user_id
-from tests.fixtures.engine import tokyo
+from tests.fixtures.engine import at_once, tokyo
 from tests.webhooks_support import NO_QUIET_HOURS
 from worker import dispatch
 
@@ -173,11 +171,7 @@ def test_two_workers_share_the_queue_without_doubling(clean_app, engine, provide
             name=f"電話 {n}", phone=f"090-4000-{n:04d}", channels=["sms"],
             check_policy_id=policy_id, contacts=[])))
     engine.tick(tokyo(f"{DAY1} 09:00"))
-    threads = [threading.Thread(target=engine.work) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(engine.work)
     assert all(len(line_fake.delivered_to(user_id(n))) == 1 for n in range(1, 1101))
     assert all(len(twilio_fake.messages_to(f"+819040000{n:03d}")) == 1 for n in range(5))
     assert {status for _, status in _statuses(clean_app, tenant.id)} == {"sent"}

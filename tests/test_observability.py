@@ -19,6 +19,7 @@ from mimamori import logging as logs
 from mimamori import metrics
 from tenants import messages
 from tests.fakes.twilio import inbound_sms
+from tests.fixtures.engine import tokyo
 from tests.test_cli import _env, free_port, mimamori, running
 from tests.webhooks_support import (
     DAY1,
@@ -30,7 +31,6 @@ from tests.webhooks_support import (
     post_twilio,
     providers,
     run_clock,
-    tokyo,
     twilio_url,
     work,
 )

@@ -18,16 +18,9 @@ from tests.webhooks_support import (
     daily_policy,
     ok_button_data,
     post_line,
-    providers,
 )
 
 MESSAGE = "地震がありました。ご無事ですか?"
-
-
-@pytest.fixture
-def fakes(clean_app):
-    with providers(clean_app) as both:
-        yield both
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from tests.fakes.line import (
     unfollow_event,
     user_id,
 )
+from tests.fixtures.engine import tokyo
 from tests.webhooks_support import (
     DAY1,
     LINE_SECRET,
@@ -30,23 +31,15 @@ from tests.webhooks_support import (
     daily_policy,
     ok_button_data,
     post_line,
-    providers,
     queued_calls,
     rows,
     run_clock,
-    tokyo,
     work,
 )
 
 RESIDENT = user_id(1)
 CONTACT = user_id(2)
 STRANGER = user_id(9)
-
-
-@pytest.fixture
-def fakes(clean_app):
-    with providers(clean_app) as both:
-        yield both
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from tenants import messages
 from tenants.models import Delivery, InboundMessage, WebhookEvent
 from tenants.tenancy import all_tenants
 from tests.fakes.twilio import call_status, gather_digits, inbound_sms, message_status
+from tests.fixtures.engine import tokyo
 from tests.webhooks_support import (
     DAY1,
     NO_QUIET_HOURS,
@@ -22,22 +23,14 @@ from tests.webhooks_support import (
     credentials,
     daily_policy,
     post_twilio,
-    providers,
     rows,
     run_clock,
-    tokyo,
     twilio_url,
     work,
 )
 
 RESIDENT_PHONE = "+819012345678"  # resident_body's 090-1234-5678
 CONTACT_PHONE = "+818012345678"  # resident_body's contact
-
-
-@pytest.fixture
-def fakes(clean_app):
-    with providers(clean_app) as both:
-        yield both
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -32,12 +31,6 @@ OTHER_SUFFIX = "-2"  # another tenant's credentials: these with the suffix, and 
 OTHER_TWILIO_SID = "AC" + "fedcba9876543210" * 2
 TWILIO_TOKEN = "twilio-auth-token-0123456789"
 TWILIO_FROM = "+815012345678"
-TOKYO = ZoneInfo("Asia/Tokyo")
-
-
-def tokyo(text: str) -> datetime:
-    """An instant written in Japan time, e.g. tokyo("2030-04-01 09:00")."""
-    return datetime.fromisoformat(text).replace(tzinfo=TOKYO)
 
 
 # Fallbacks are made at the real time of day while the tests move the clock's: a tenant without

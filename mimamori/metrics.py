@@ -107,10 +107,11 @@ def tick_finished(seconds: float) -> None:
     TICK_LAST_SUCCESS.set(_last_tick)
 
 
-def delivery_recorded(tenant_slug: str, channel: str, purpose: str, outcome: str) -> None:
-    DELIVERIES.labels(tenant_slug, channel, outcome).inc()
+def delivery_recorded(tenant_slug: str, channel: str, purpose: str, outcome: str,
+                      count: int = 1) -> None:
+    DELIVERIES.labels(tenant_slug, channel, outcome).inc(count)
     if outcome == "sent" and purpose in ("check", "round"):
-        CHECKS_SENT.labels(tenant_slug).inc()
+        CHECKS_SENT.labels(tenant_slug).inc(count)
 
 
 def delivery_reported(tenant_slug: str, channel: str, status: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -244,8 +244,9 @@ def record_results(tenant: Tenant, claimed: dict[int, Delivery], results: list[S
     """Store results: those the provider accepted in a few statements, however many; the others
     row by row (`record`), with their fallbacks."""
     sent = {r.delivery_id: r.provider_ref for r in results if r.status == "sent"}
+    # The job read plain rows (see `dispatch`): a row to record one by one is loaded here.
     follow_up = [i for r in results if r.status != "sent"
-                 for i in record(tenant, claimed[r.delivery_id], r, now)]
+                 for i in record(tenant, db.session.get(Delivery, r.delivery_id), r, now)]
     if not sent:
         return follow_up
     # The rows come back from the UPDATE: the job's objects were expired by earlier commits.
@@ -255,12 +256,24 @@ def record_results(tenant: Tenant, claimed: dict[int, Delivery], results: list[S
         .returning(Delivery.id, Delivery.channel, Delivery.purpose, Delivery.incident_id)
         .execution_options(synchronize_session=False)).all()
     # Each row's provider reference; a row a status callback moved on first gets only that.
+    # A LINE multicast gives its 500 recipients one request id: one statement per reference
+    # shared like that, the rest (Twilio's, one per message) in one executemany.
+    by_ref: dict[str | None, list[int]] = defaultdict(list)
+    for delivery_id, ref in sent.items():
+        by_ref[ref].append(delivery_id)
     table = Delivery.__table__
-    db.session.execute(
-        update(table).where(table.c.id == bindparam("row_id"))
-        .values(provider_ref=func.coalesce(bindparam("ref"), table.c.provider_ref),
-                sent_at=func.coalesce(table.c.sent_at, now)),
-        [{"row_id": i, "ref": ref} for i, ref in sent.items()])
+    single = [{"row_id": ids[0], "ref": ref} for ref, ids in by_ref.items() if len(ids) == 1]
+    for ref, ids in by_ref.items():
+        if len(ids) > 1:
+            db.session.execute(
+                update(table).where(table.c.id.in_(ids))
+                .values(provider_ref=func.coalesce(ref, table.c.provider_ref),
+                        sent_at=func.coalesce(table.c.sent_at, now)))
+    if single:
+        db.session.execute(
+            update(table).where(table.c.id == bindparam("row_id"))
+            .values(provider_ref=func.coalesce(bindparam("ref"), table.c.provider_ref),
+                    sent_at=func.coalesce(table.c.sent_at, now)), single)
     events = [{"tenant_id": tenant.id, "incident_id": row.incident_id, "kind": "delivery",
                "detail": f"{CHANNEL_NAMES[row.channel]}: 送信しました", "at": now,
                "data": {"delivery_id": row.id, "status": "sent"}}
@@ -268,9 +281,10 @@ def record_results(tenant: Tenant, claimed: dict[int, Delivery], results: list[S
     if events:
         db.session.execute(insert(IncidentEvent), events)
     late = set(sent) - {row.id for row in moved}
-    for channel, purpose in [*((row.channel, row.purpose) for row in moved),
-                             *((claimed[i].channel, claimed[i].purpose) for i in late)]:
-        metrics.delivery_recorded(tenant.slug, channel, purpose, "sent")
+    counted = Counter([*((row.channel, row.purpose) for row in moved),
+                       *((claimed[i].channel, claimed[i].purpose) for i in late)])
+    for (channel, purpose), count in counted.items():
+        metrics.delivery_recorded(tenant.slug, channel, purpose, "sent", count)
     return follow_up
 
 
@@ -383,16 +397,17 @@ def dispatch(tenant: Tenant, batch_keys: str | Sequence[str]) -> list[int]:
     db.session.commit()  # the claim is durable before any provider hears of it
     if not claimed_ids:
         return []
-    claimed = list(db.session.scalars(select(Delivery).where(Delivery.id.in_(claimed_ids))
-                                      .order_by(Delivery.id)))
-    check_ids = {d.check_id for d in claimed if d.check_id}
-    checks = {c.id: c for c in db.session.scalars(select(Check).where(Check.id.in_(check_ids)))}
+    # Read as plain rows: the rows are written by statements, and thousands of ORM objects would
+    # be expired and reloaded at every commit of the results.
+    claimed = _rows(Delivery, Delivery.id.in_(claimed_ids))
+    checks = {c.id: c for c in _rows(Check, Check.id.in_({d.check_id for d in claimed if d.check_id}))}
     by_id = {d.id: d for d in claimed}
     follow_up: list[int] = []
     for delivery in [d for d in claimed if d.error == INTERRUPTED and d.channel != "line"]:
         sid = _already_sent(tenant, delivery, interrupted_at[delivery.id])
         if sid is not None:
-            follow_up += record(tenant, delivery, SendResult(delivery.id, "sent", sid), utcnow())
+            follow_up += record(tenant, db.session.get(Delivery, delivery.id),
+                                SendResult(delivery.id, "sent", sid), utcnow())
             claimed.remove(delivery)
             db.session.commit()
     senders = {channel: sender_for(tenant, channel) for channel in {d.channel for d in claimed}}
@@ -414,6 +429,12 @@ def dispatch(tenant: Tenant, batch_keys: str | Sequence[str]) -> list[int]:
                 db.session.commit()
                 done = []
     return follow_up
+
+
+def _rows(model: type[Delivery] | type[Check], where: Any) -> list[Any]:
+    """Every column of the matching rows, by attribute name, in id order; nothing to track."""
+    columns = [getattr(model, attribute.key) for attribute in model.__mapper__.column_attrs]
+    return list(db.session.execute(select(*columns).where(where).order_by(model.id)).all())
 
 
 def _interleaved(work: list[tuple[Sender, Batch]]) -> list[tuple[Sender, Batch]]:

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
@@ -148,11 +149,18 @@ def line(slug: str) -> Any:
                 outcomes = [answers.line_event(db.session.get(Tenant, tenant_id), run[0][0], utcnow())]
                 _finish(outcomes[0])
             for (event, reply_token), outcome in zip(run, outcomes, strict=True):
-                _log(logging.WARNING if outcome.rejected else logging.INFO, "line", slug,
-                     outcome.result, event=event.kind, event_id=event.event_id)
+                # A morning brings 100,000 OK taps: those are counted in one line per webhook
+                # (their event ids are kept in the database); anything else gets its own line.
+                if outcome.rejected or len(run) == 1:
+                    _log(logging.WARNING if outcome.rejected else logging.INFO, "line", slug,
+                         outcome.result, event=event.kind, event_id=event.event_id)
                 if outcome.reply and reply_token:
                     replies.append((reply_token, outcome.reply))
                 follow_up += outcome.follow_up
+            if len(run) > 1:
+                counted = Counter(o.result for o in outcomes if not o.rejected)
+                _log(logging.INFO, "line", slug, "taps", event="postback",
+                     **{result: counted[result] for result in sorted(counted)})
         _queue(tenant_id, follow_up,
                ("worker.jobs.send_line_replies", tenant_id, replies) if replies else None)
     return {}

@@ -84,6 +84,29 @@ def test_ok_button_answers_the_check(clean_app, client, city, fakes):
     assert line.replied(event["replyToken"]) == [{"type": "text", "text": messages.THANKS}]
 
 
+def test_a_webhook_of_taps_is_logged_as_counts(clean_app, client, city, fakes, caplog):
+    """Several OK taps in one webhook (a double tap, a tap for nobody): one line of counts, a
+    warning for the stranger, and no LINE user ids in the log?"""
+    tenant, _, person = city
+    line, _ = fakes
+    run_clock(clean_app, tokyo(f"{DAY1} 09:00"))
+    work(clean_app)
+    [sent] = line.delivered_to(RESIDENT)
+    data = ok_button_data(sent)
+    stranger = user_id(0x5EC)
+    caplog.set_level(logging.INFO, logger="api.webhooks")
+
+    assert post_line(client, tenant.slug, [postback_event(RESIDENT, data), postback_event(RESIDENT, data),
+                                           postback_event(stranger, data)]).status_code == 200
+
+    logged = [r for r in caplog.records if r.name == "api.webhooks"]
+    assert [(r.levelno, r.webhook["result"]) for r in logged] == [
+        (logging.WARNING, "unknown_check"), (logging.INFO, "taps")]
+    assert (logged[1].webhook["answered"], logged[1].webhook["already_answered"]) == (1, 1)
+    assert not any(RESIDENT in r.getMessage() or stranger in r.getMessage() for r in logged)
+    assert [c["status"] for c in checks_of(tenant, person)] == ["answered"]
+
+
 def test_redelivered_answer_has_no_second_effect(clean_app, client, city, fakes):
     """LINE redelivers the late OK tap: is the incident resolved once, with one timeline entry?"""
     tenant, _, person = city

@@ -569,8 +569,8 @@ def run_ingest(ctx: Context, round_done: bool) -> dict[str, Any]:
         timings = post_webhooks(memory["port"], ctx.main.slug, bodies, ctx.args.ingest_concurrency)
         replies = fakes.stats()["replies"]
         backlog = Queue("mimamori", connection=ctx.redis).count
-    answered = ctx.store.scalar("SELECT count(*) FROM checks WHERE tenant_id = %s AND status = 'answered'",
-                                ctx.main.id)
+    answered = ctx.store.scalar("SELECT count(*) FROM checks WHERE tenant_id = %s AND occurrence = %s "
+                                "AND status = 'answered'", ctx.main.id, OCCURRENCE)
     if answered != min(len(users), len(events)):
         raise BenchError(f"ingest: {answered} checks answered, expected {min(len(users), len(events))}")
     starts, ends, latencies = zip(*timings, strict=True)
@@ -643,7 +643,7 @@ def run_escalation(ctx: Context) -> dict[str, Any]:
         raise BenchError(f"escalation: contacts by alerts received {dict(stats['line_received'])}, "
                          f"{stats['violations']} violations")
     steps = ctx.store.scalar("SELECT count(*) FROM deliveries WHERE tenant_id = %s AND purpose = 'alert' "
-                             "AND status = 'sent'", seed.id)
+                             "AND status = 'sent' AND created_at >= %s", seed.id, ROUND_AT)
     return {"escalation_s": stats["line_last"] - started, "escalation_tick_s": tick_s,
             "escalation_tick_mb": tick_mb, "alerts_sent": steps,
             "alert_requests": stats["pushes"] + stats["multicasts"] - before["pushes"] - before["multicasts"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -256,6 +257,9 @@ def test_scheduler_and_worker_expose_metrics(tmp_path: Path, redis_url: str) -> 
                                      positive=command == "scheduler")
             assert metric in body
             assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+            # Stopped as Kubernetes stops a pod: at once, and as a clean exit.
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0, output.read_text()
 
 
 def _wait_for_metrics(process: Any, output: Path, port: int, metric: str, positive: bool = False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -185,12 +186,13 @@ def tick(now: datetime | None = None) -> TickReport:
     return report
 
 
-def run_forever(interval_seconds: int = 60) -> None:
-    """Tick at the start of every minute until stopped."""
-    while True:
+def run_forever(interval_seconds: int = 60, stop: threading.Event | None = None) -> None:
+    """Tick at the start of every minute until `stop` is set; a tick under way finishes first."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
         started = time.time()
         report = tick()
         metrics.tick_finished(time.time() - started)
         log.info("tick %s", report)
         db.session.remove()
-        time.sleep(max(1.0, interval_seconds - (time.time() - started) % interval_seconds))
+        stop.wait(max(1.0, interval_seconds - (time.time() - started) % interval_seconds))

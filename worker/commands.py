@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import signal
+import threading
 from dataclasses import asdict
 from datetime import UTC, datetime
 
@@ -14,6 +17,8 @@ from rq import SimpleWorker
 from mimamori import metrics
 from worker.clock import run_forever, tick
 from worker.queues import queue, redis_connection
+
+log = logging.getLogger(__name__)
 
 
 class AppWorker(SimpleWorker):
@@ -61,7 +66,13 @@ def scheduler_command() -> None:
     Metrics on METRICS_PORT (default 9100), with /healthz answering 503 once no tick has finished
     for ten minutes."""
     metrics.serve(_metrics_port(), healthy=metrics.tick_is_recent)
-    run_forever()
+    # SIGTERM (Kubernetes stopping the pod, `docker stop`) ends the loop after the tick under
+    # way, with exit status 0; a tick cut short would be repeated by the next anyway.
+    stop = threading.Event()
+    for stopping in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stopping, lambda *_: stop.set())
+    run_forever(stop=stop)
+    log.info("scheduler stopped")
 
 
 def _metrics_port() -> int:

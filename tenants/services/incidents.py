@@ -4,10 +4,13 @@ acknowledged by a contact, resolved by staff — every step on the incident's ti
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from mimamori.extensions import db
 from tenants import messages
@@ -28,15 +31,39 @@ from tenants.models import (
 from tenants.services import deliveries
 from tenants.services.deliveries import delivery_row, insert_ignoring_duplicates, preferred
 from tenants.services.lookup import get_or_404
+from tenants.tenancy import bound_tenant_id
 
 CHANNEL_NAMES = {"line": "LINE", "sms": "SMS", "voice": "電話"}
 MAX_STEPS_PER_TICK = 20  # a chain has at most 20 steps
 
 
+_bulk_events: ContextVar[list[dict[str, Any]] | None] = ContextVar("bulk_events", default=None)
+
+
 def add_event(incident_id: int, kind: str, detail: str, at: datetime,
               data: dict[str, Any] | None = None) -> None:
-    db.session.add(IncidentEvent(incident_id=incident_id, kind=kind, detail=detail, at=at,
-                                 data=data))
+    """A line on the incident's timeline (inside `events_in_bulk`, written with the others)."""
+    bulk = _bulk_events.get()
+    if bulk is None:
+        db.session.add(IncidentEvent(incident_id=incident_id, kind=kind, detail=detail, at=at,
+                                     data=data))
+    else:
+        bulk.append({"tenant_id": bound_tenant_id(), "incident_id": incident_id, "kind": kind,
+                     "detail": detail, "at": at, "data": data})
+
+
+@contextmanager
+def events_in_bulk() -> Iterator[None]:
+    """Timeline lines of a pass over thousands of incidents, written together at its end in one
+    pipelined statement rather than as thousands of ORM objects."""
+    bulk: list[dict[str, Any]] = []
+    token = _bulk_events.set(bulk)
+    try:
+        yield
+    finally:
+        _bulk_events.reset(token)
+    if bulk:
+        db.session.execute(insert(IncidentEvent), bulk)
 
 
 def get_incident(incident_id: int) -> Incident:
@@ -75,6 +102,11 @@ def open_incidents(checks: list[Check], now: datetime,
                    include_rounds: bool = False) -> list[Incident]:
     """Open one incident per missed or failed scheduled check. Rounds are followed up apart:
     their checks only when staff escalate a round (`include_rounds`), whatever their status."""
+    with events_in_bulk():
+        return _open_incidents(checks, now, include_rounds)
+
+
+def _open_incidents(checks: list[Check], now: datetime, include_rounds: bool) -> list[Incident]:
     scheduled = [c for c in checks if include_rounds or c.round_id is None]
     if not scheduled:
         return []
@@ -182,11 +214,13 @@ def _fire_step(tenant: Tenant, incident: Incident, check: Check, step: AlertStep
     return rows
 
 
-def fire_due_steps(tenant: Tenant, now: datetime) -> list[int]:
+def fire_due_steps(tenant: Tenant, now: datetime) -> tuple[int, list[str]]:
     """Fire every alert-chain step that is due; each exactly once, however many clocks run.
 
     A tick that comes late fires every step that has come due since, in order. Each round of
     due steps is read, claimed and written in a handful of statements, however many incidents.
+    Returns how many deliveries were written and their batch keys, to queue once committed
+    (calls held for quiet hours are left for the clock).
     """
     rows: list[dict[str, Any]] = []
     known: dict[int, list[AlertStep]] = {}
@@ -195,10 +229,12 @@ def fire_due_steps(tenant: Tenant, now: datetime) -> list[int]:
             Incident.status == "open", Incident.next_step_at <= now).order_by(Incident.id)).all()
         if not due:
             break
-        for part in chunks(due):
-            rows += _fire_next_steps(tenant, list(part), now, known)
+        with events_in_bulk():
+            for part in chunks(due):
+                rows += _fire_next_steps(tenant, list(part), now, known)
         db.session.flush()
-    return deliveries.insert_deliveries(rows)
+    # Claimed above, so none of these exists yet: written without ids back, queued-now marked.
+    return len(rows), deliveries.insert_many_deliveries(rows, now)
 
 
 def _fire_next_steps(tenant: Tenant, due: list[Incident], now: datetime,

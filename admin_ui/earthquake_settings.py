@@ -27,13 +27,21 @@ FIELDS = {"city_codes": "quake_city_codes", "area_codes": "quake_area_codes",
 _SEPARATORS = re.compile(r"[\s,、]+")
 
 
+# The scale's steps as the JMA names them in each language (5弱 is "5 Lower" in its English).
+SHINDO = {"1": _l("震度1"), "2": _l("震度2"), "3": _l("震度3"), "4": _l("震度4"),
+          "5-": _l("震度5弱"), "5+": _l("震度5強"), "6-": _l("震度6弱"), "6+": _l("震度6強"),
+          "7": _l("震度7")}
+
+
 def shindo(intensity: str | None) -> str:
     """A JMA intensity as people write it: "5-" → 震度5弱."""
-    return _("震度%(n)s", n=jma.label(intensity)) if intensity else "—"
+    if not intensity:
+        return "—"
+    return str(SHINDO[intensity]) if intensity in SHINDO else _("震度%(n)s", n=jma.label(intensity))
 
 
 def intensity_choices() -> list[SelectChoice]:
-    return [SelectChoice(code, _l("震度%(n)s", n=jma.label(code))) for code in jma.INTENSITIES]
+    return [SelectChoice(code, SHINDO[code]) for code in jma.INTENSITIES]
 
 
 class EarthquakeFields(FlaskForm):

@@ -161,3 +161,17 @@ def test_operator_sets_a_tenants_subscription_in_the_console(live_server, page, 
     assert _settings(tenant) == {"city_codes": ["13202"], "area_codes": [], "min_intensity": "6-",
                                  "hold_minutes": 10, "fold_minutes": 30}
     screenshot(page, "console-tenant-earthquake")
+
+
+def test_intensities_read_as_the_jma_names_them_in_each_language(app):
+    """Is 5弱 "Shindo 5 Lower" on an English page, not a Japanese word in an English sentence?"""
+    from flask_babel import force_locale
+
+    from admin_ui.earthquake_settings import intensity_choices, shindo
+
+    with app.test_request_context():
+        assert shindo("5-") == "震度5弱" and shindo(None) == "—"
+        with force_locale("en"):
+            assert shindo("5-") == "Shindo 5 Lower" and shindo("6+") == "Shindo 6 Upper"
+            assert [str(c.label) for c in intensity_choices()][3:6] == [
+                "Shindo 4", "Shindo 5 Lower", "Shindo 5 Upper"]

@@ -170,3 +170,25 @@ def test_another_tenants_group_and_broadcast_are_not_found(live_server, page, to
         "csrf_token": _csrf(page), "group_id": str(their_group["id"]), "message": "お知らせ"})
     assert response.status == 422 and "そのグループは見つかりません" in response.text()
     assert _sent(tenant) == [] and len(_sent(other)) == 1
+
+
+def test_a_notice_confirmed_twice_is_sent_once(live_server, page, town, make_user):
+    """Staff press 送信する twice (or the browser sends the form again): does everyone get the
+    notice once, and the second press show the notice already sent?"""
+    tenant, group, _ = town
+    sign_in(page, live_server, make_user("hoken@city.musashino.jp", "staff", tenant.id))
+    page.goto(f"{live_server}/t/musashino/broadcasts/new?group_id={group['id']}")
+    page.get_by_label("メッセージ").fill("避難所を開設しました。")
+    page.get_by_role("button", name="確認する").click()
+    form = {name: page.locator(f"form[action$='/broadcasts'] input[name={name}]").get_attribute("value")
+            for name in ("csrf_token", "group_id", "message", "submission")}
+    page.get_by_role("button", name="送信する").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("お知らせ")
+    first = page.url
+
+    again = page.request.post(f"{live_server}/t/musashino/broadcasts", form=form)
+
+    assert again.ok and again.url == first
+    assert "すでに送信しました" in again.text()
+    [sent] = _sent(tenant)
+    assert sent["targeted"] == 4

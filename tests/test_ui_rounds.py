@@ -119,6 +119,25 @@ def test_viewer_cannot_start_a_round(live_server, page, tenant, make_user):
     assert tenant.api.get("/api/v1/rounds").get_json()["items"] == []
 
 
+def test_a_round_started_twice_goes_out_once(live_server, page, tenant, make_user):
+    """The round's form is sent twice (a double click past the confirmation): does each resident
+    get one check, and the second send lead to the round already started?"""
+    _resident(tenant, "山田 花子", "ヤマダ ハナコ", "090-1234-5678")
+    sign_in(page, live_server, make_user("hoken@city.musashino.jp", "staff", tenant.id))
+    page.goto(f"{live_server}/t/{tenant.slug}/rounds")
+    form = {name: page.locator(f"form[action$='/rounds'] input[name={name}]").get_attribute("value")
+            for name in ("csrf_token", "submission")}
+    form.update(message=MESSAGE, group_id="", response_window_minutes="180")
+
+    first = page.request.post(f"{live_server}/t/{tenant.slug}/rounds", form=form)
+    again = page.request.post(f"{live_server}/t/{tenant.slug}/rounds", form=form)
+
+    assert first.ok and again.ok and again.url == first.url
+    assert "すでに開始しています" in again.text()
+    [round_] = tenant.api.get("/api/v1/rounds").get_json()["items"]
+    assert round_["targeted"] == 1
+
+
 def test_commissioner_sees_only_their_residents_unanswered(live_server, page, tenant, make_user,
                                                            clean_app):
     """On a round's page, does a welfare commissioner see only their assigned residents' names?"""

@@ -19,6 +19,7 @@ from marshmallow import ValidationError
 from redis import RedisError
 from sqlalchemy import func, select
 
+from admin_ui import submissions
 from admin_ui.audit_trail import audit
 from admin_ui.i18n import short_time
 from admin_ui.labels import DELIVERY_STATUS_LABELS
@@ -39,6 +40,7 @@ from tenants.types import utcnow
 log = logging.getLogger(__name__)
 
 blueprint = tenant_blueprint("broadcasts", __name__)
+blueprint.context_processor(lambda: {"submission_token": submissions.new_token})
 equip(blueprint)
 
 REFRESH_SECONDS = 3
@@ -149,14 +151,21 @@ def send() -> Any:
     data, errors = _checked(values)
     if data is None:
         return _compose(values, errors, 422)
+    first, earlier = submissions.claim()
+    if not first:
+        flash(_("このお知らせはすでに送信しました。二度は送りません。"), "info")
+        return redirect(url_for("broadcasts.show", broadcast_id=int(earlier)) if earlier
+                        else url_for("broadcasts.index"))
     try:
         broadcast, batch_keys = service.send_broadcast(
             g.tenant, data["message"], data["group_id"], utcnow(), user_id=current_user.id)
     except DomainError as exc:
         db.session.rollback()
+        submissions.release()
         return _compose(values, domain_errors(exc), 422)
     audit("broadcast.send", broadcast, detail={"targeted": broadcast.targeted})
     db.session.commit()
+    submissions.created(broadcast.id)
     try:
         enqueue_batches(g.tenant.id, batch_keys)
     except RedisError:

@@ -19,6 +19,7 @@ from marshmallow import ValidationError
 from redis import RedisError
 from sqlalchemy import func, select
 
+from admin_ui import submissions
 from admin_ui.audit_trail import audit
 from admin_ui.earthquake_settings import shindo
 from admin_ui.i18n import short_time
@@ -37,7 +38,7 @@ from tenants.types import utcnow
 log = logging.getLogger(__name__)
 
 blueprint = tenant_blueprint("rounds", __name__)
-blueprint.context_processor(lambda: {"shindo": shindo})
+blueprint.context_processor(lambda: {"shindo": shindo, "submission_token": submissions.new_token})
 
 REFRESH_SECONDS = 3
 NAMES_SHOWN = 200
@@ -86,15 +87,22 @@ def start() -> Any:
         data = RoundIn().load(body)
     except ValidationError as exc:
         return _index(values, flatten(exc.messages), 422)
+    first, earlier = submissions.claim()
+    if not first:
+        flash(_("この一斉安否確認はすでに開始しています。二度は送りません。"), "info")
+        return redirect(url_for("rounds.show", round_id=int(earlier)) if earlier
+                        else url_for("rounds.index"))
     try:
         round_, planned = service.start_round(
             g.tenant, data["message"], data["group_id"], utcnow(), user_id=current_user.id,
             window_minutes=data["response_window_minutes"])
     except DomainError as exc:
         db.session.rollback()
+        submissions.release()
         return _index(values, domain_errors(exc), 422)
     audit("round.start", round_, detail={"targeted": round_.targeted})
     db.session.commit()
+    submissions.created(round_.id)
     try:
         enqueue_batches(g.tenant.id, planned.batch_keys)
     except RedisError:

@@ -3,12 +3,10 @@ whole tenant, each person on their own first working channel, and watch the deli
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from redis import RedisError
 from sqlalchemy import select
 
 from api.auth import audit, current_principal, require_tenant
@@ -19,8 +17,6 @@ from tenants.models import Broadcast
 from tenants.services import broadcasts as service
 from tenants.services.policies import bound_tenant
 from tenants.types import utcnow
-
-log = logging.getLogger(__name__)
 
 blp = Blueprint("broadcasts", __name__, url_prefix="/api/v1/broadcasts",
                 description="Information messages to a group or the whole tenant (no answer asked).")
@@ -45,7 +41,7 @@ class Broadcasts(MethodView):
     @blp.response(201, BroadcastOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Send `message` to every member of `group_id` (null: every resident of the tenant)."""
-        from worker.clock import enqueue_batches
+        from worker.clock import enqueue_or_leave_to_clock
 
         tenant = bound_tenant()
         broadcast, batch_keys = service.send_broadcast(
@@ -53,11 +49,7 @@ class Broadcasts(MethodView):
             user_id=current_principal().user_id)
         audit("broadcast.send", broadcast, detail={"targeted": broadcast.targeted})
         db.session.commit()
-        try:
-            enqueue_batches(tenant.id, batch_keys)
-        except RedisError:
-            # The deliveries are in the database; the clock queues them.
-            log.warning("broadcast %s: queue unavailable, the clock will send it", broadcast.id)
+        enqueue_or_leave_to_clock(tenant.id, batch_keys, f"broadcast {broadcast.id}")
         return service.counts(broadcast)
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from redis import RedisError
 from sqlalchemy import select
 
 from api.auth import audit, current_principal, require_tenant
@@ -18,8 +16,6 @@ from tenants.models import Round
 from tenants.services import rounds as service
 from tenants.services.policies import bound_tenant
 from tenants.types import utcnow
-
-log = logging.getLogger(__name__)
 
 blp = Blueprint("rounds", __name__, url_prefix="/api/v1/rounds",
                 description="Immediate one-off safety rounds (一斉安否確認), e.g. after an earthquake.")
@@ -38,7 +34,7 @@ class Rounds(MethodView):
     @blp.response(201, RoundOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Send a check to every resident of a group (or the whole tenant) at once."""
-        from worker.clock import enqueue_batches
+        from worker.clock import enqueue_or_leave_to_clock
 
         now = utcnow()
         tenant = bound_tenant()
@@ -47,11 +43,7 @@ class Rounds(MethodView):
             user_id=current_principal().user_id, window_minutes=data["response_window_minutes"])
         audit("round.start", round_, detail={"targeted": round_.targeted})
         db.session.commit()
-        try:
-            enqueue_batches(tenant.id, planned.batch_keys)
-        except RedisError:
-            # The deliveries are in the database; the next tick queues them.
-            log.warning("round %s: queue unavailable, the clock will send it", round_.id)
+        enqueue_or_leave_to_clock(tenant.id, planned.batch_keys, f"round {round_.id}")
         return service.tally(round_)
 
 

@@ -262,3 +262,22 @@ def test_round_reaches_everyone_with_a_live_tally(clean_app, engine, setup):
     assert all(d[3] == "sent" for d in _deliveries(clean_app, tenant.id))
     bad = tenant.api.post("/api/v1/rounds", {"group_id": 999, "message": "x"})
     assert bad.status_code == 422 and "group_id" in bad.get_json()["errors"]
+
+
+def test_a_round_started_while_redis_is_down_goes_out_with_the_next_tick(clean_app, engine, tenant):
+    """Redis cannot be reached when staff start a round: is the round still taken, and sent by
+    the next tick once Redis answers again?"""
+    from tenants.types import utcnow
+
+    created(tenant.api.post("/api/v1/residents", resident_body(channels=["sms"])))
+    saved = clean_app.config["REDIS_URL"]
+    clean_app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    try:
+        body = created(tenant.api.post("/api/v1/rounds", {"message": "地震がありました。ご無事ですか?"}))
+    finally:
+        clean_app.config["REDIS_URL"] = saved
+    assert body["targeted"] == 1 and engine.queued_jobs() == 0
+    assert _deliveries(clean_app, tenant.id) == [("round", "resident", "sms", "queued")]
+    # Marked queued when written, the rows count as lost once STALE_AFTER has passed.
+    engine.run(utcnow() + timedelta(minutes=3))
+    assert _deliveries(clean_app, tenant.id) == [("round", "resident", "sms", "sent")]

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from redis import RedisError
 from sqlalchemy import bindparam, func, or_, select, update
 
 from mimamori import logging as logs
@@ -133,6 +134,15 @@ def enqueue_batches(tenant_id: int, keys: list[str]) -> None:
     for job in [*paced, *line]:
         if job:
             enqueue("worker.jobs.send_batches", tenant_id, job)
+
+
+def enqueue_or_leave_to_clock(tenant_id: int, keys: list[str], what: str) -> None:
+    """Queue batches just committed by a request (a round, a broadcast); with Redis down they
+    wait in the database, where the next tick finds them (`enqueue_due`): nothing is lost."""
+    try:
+        enqueue_batches(tenant_id, keys)
+    except RedisError:
+        log.warning("%s: queue unavailable, the clock will send it", what)
 
 
 def tick_tenant(tenant: Tenant, now: datetime) -> TickReport:

@@ -8,7 +8,6 @@ delivery counts from `broadcasts.counts` every few seconds, as the round page do
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from typing import Any
 
@@ -16,7 +15,6 @@ from flask import abort, flash, g, jsonify, redirect, render_template, request, 
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
-from redis import RedisError
 from sqlalchemy import func, select
 
 from admin_ui import submissions
@@ -36,8 +34,6 @@ from tenants.services import broadcasts as service
 from tenants.services import groups
 from tenants.services.deliveries import first_working, quiet_hours_end
 from tenants.types import utcnow
-
-log = logging.getLogger(__name__)
 
 blueprint = tenant_blueprint("broadcasts", __name__)
 blueprint.context_processor(lambda: {"submission_token": submissions.new_token})
@@ -145,7 +141,7 @@ def confirm() -> Any:
 @requires("write")
 def send() -> Any:
     """Send the confirmed message: one delivery per resident reached, queued once committed."""
-    from worker.clock import enqueue_batches
+    from worker.clock import enqueue_or_leave_to_clock
 
     values = _values()
     data, errors = _checked(values)
@@ -166,11 +162,7 @@ def send() -> Any:
     audit("broadcast.send", broadcast, detail={"targeted": broadcast.targeted})
     db.session.commit()
     submissions.created(broadcast.id)
-    try:
-        enqueue_batches(g.tenant.id, batch_keys)
-    except RedisError:
-        # The deliveries are in the database; the clock queues them.
-        log.warning("broadcast %s: queue unavailable, the clock will send it", broadcast.id)
+    enqueue_or_leave_to_clock(g.tenant.id, batch_keys, f"broadcast {broadcast.id}")
     flash(_("お知らせを送信しました(対象 %(n)s 人)。", n=broadcast.targeted), "success")
     return redirect(url_for("broadcasts.show", broadcast_id=broadcast.id))
 

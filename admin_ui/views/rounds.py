@@ -8,7 +8,6 @@ Escalating is the service's: pressing it twice opens no incident twice.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import flash, g, jsonify, redirect, render_template, request, url_for
@@ -16,7 +15,6 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
-from redis import RedisError
 from sqlalchemy import func, select
 
 from admin_ui import submissions
@@ -34,8 +32,6 @@ from tenants.errors import DomainError
 from tenants.models import Check, EarthquakeTrigger, Group, GroupMember, Resident, Round, User
 from tenants.services import rounds as service
 from tenants.types import utcnow
-
-log = logging.getLogger(__name__)
 
 blueprint = tenant_blueprint("rounds", __name__)
 blueprint.context_processor(lambda: {"shindo": shindo, "submission_token": submissions.new_token})
@@ -75,7 +71,7 @@ def index() -> Any:
 @requires("write")
 def start() -> Any:
     """Send a check with this message to every resident of the group (or everyone) at once."""
-    from worker.clock import enqueue_batches
+    from worker.clock import enqueue_or_leave_to_clock
 
     values = {key: request.form.get(key, "") for key in ("group_id", "message",
                                                          "response_window_minutes")}
@@ -103,11 +99,7 @@ def start() -> Any:
     audit("round.start", round_, detail={"targeted": round_.targeted})
     db.session.commit()
     submissions.created(round_.id)
-    try:
-        enqueue_batches(g.tenant.id, planned.batch_keys)
-    except RedisError:
-        # The deliveries are in the database; the next tick queues them.
-        log.warning("round %s: queue unavailable, the clock will send it", round_.id)
+    enqueue_or_leave_to_clock(g.tenant.id, planned.batch_keys, f"round {round_.id}")
     flash(_("一斉安否確認を開始しました(対象 %(n)s 人)。", n=round_.targeted), "success")
     return redirect(url_for("rounds.show", round_id=round_.id))
 

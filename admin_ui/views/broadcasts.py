@@ -147,11 +147,10 @@ def send() -> Any:
     data, errors = _checked(values)
     if data is None:
         return _compose(values, errors, 422)
-    first, earlier = submissions.claim()
-    if not first:
-        flash(_("このお知らせはすでに送信しました。二度は送りません。"), "info")
-        return redirect(url_for("broadcasts.show", broadcast_id=int(earlier)) if earlier
-                        else url_for("broadcasts.index"))
+    repeat = submissions.repeated("broadcasts.show", "broadcast_id", "broadcasts.index",
+                                  _("このお知らせはすでに送信しました。二度は送りません。"))
+    if repeat is not None:
+        return repeat
     try:
         broadcast, batch_keys = service.send_broadcast(
             g.tenant, data["message"], data["group_id"], utcnow(), user_id=current_user.id)

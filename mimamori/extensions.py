@@ -1,5 +1,6 @@
 """Flask extension objects, created unbound here and initialised by `wsgi.create_app`."""
 
+from flask import has_app_context
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -8,6 +9,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
+from sqlalchemy.orm import Session
 
 # Deterministic constraint names keep Alembic migrations identical on PostgreSQL and SQLite.
 NAMING_CONVENTION = {
@@ -19,6 +21,15 @@ NAMING_CONVENTION = {
 }
 
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def current_session() -> Session | None:
+    """The application context's session if it has one already (none is created)."""
+    if has_app_context() and db.session.registry.has():
+        return db.session()
+    return None
+
+
 migrate = Migrate(compare_type=True, render_as_batch=True)
 
 login_manager = LoginManager()

@@ -231,8 +231,9 @@ def _latest_status_today() -> Any:
 
 def _paused_today() -> Any:
     day = local_today()
-    return exists().where(ResidentPause.resident_id == Resident.id, ResidentPause.starts_on <= day,
-                          ResidentPause.until > day)
+    return exists().select_from(ResidentPause).where(
+        ResidentPause.resident_id == Resident.id, ResidentPause.starts_on <= day,
+        ResidentPause.until > day)
 
 
 @blueprint.get("/residents")

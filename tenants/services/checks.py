@@ -144,7 +144,7 @@ def plan_checks(tenant: Tenant, now: datetime) -> Iterator[Planned]:
         window_end, reminder_at = _deadlines(due, now, policy.response_window_minutes,
                                              policy.reminder_after_minutes)
         local_day = due.astimezone(tenant.zone).date()
-        paused = exists().where(ResidentPause.resident_id == Resident.id,
+        paused = exists().select_from(ResidentPause).where(ResidentPause.resident_id == Resident.id,
                                 ResidentPause.starts_on <= local_day,
                                 ResidentPause.until > local_day)
         eligible = and_(Resident.tenant_id == tenant.id, Resident.check_policy_id == policy.id,

@@ -46,7 +46,7 @@ def send_due(tenant: Tenant, now: datetime) -> list[int]:
     for group in db.session.scalars(select(Group).where(Group.digest_enabled.is_(True))
                                     .order_by(Group.id)).all():
         due_before = now - timedelta(minutes=group.digest_after_minutes)
-        already = exists().where(GroupDigest.group_id == group.id,
+        already = exists().select_from(GroupDigest).where(GroupDigest.group_id == group.id,
                                  GroupDigest.occurrence == Check.occurrence)
         occurrences = db.session.execute(
             select(Check.occurrence, func.min(Check.scheduled_at))

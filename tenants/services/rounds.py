@@ -43,7 +43,7 @@ def start_round(tenant: Tenant, message: str, group_id: int | None, now: datetim
     db.session.add(round_)
     db.session.flush()
     today = tenant.local_today(now)
-    paused = exists().where(ResidentPause.resident_id == Resident.id,
+    paused = exists().select_from(ResidentPause).where(ResidentPause.resident_id == Resident.id,
                             ResidentPause.starts_on <= today, ResidentPause.until > today)
     candidates = select(
         Resident.tenant_id, Resident.id, db.literal(round_.id), db.literal(f"round:{round_.id}"),

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -250,4 +251,25 @@ def test_a_500_after_twilio_accepted_is_not_sent_twice(clean_app, engine, city, 
     engine.run(tokyo(f"{DAY1} 09:00"))
 
     assert [len(twilio_fake.messages_to(phone(n))) for n in range(1, RESIDENTS + 1)] == [1] * RESIDENTS
+    assert _statuses(clean_app, city.id) == {"sent": RESIDENTS}
+
+
+def test_a_slow_job_is_not_taken_over_by_the_clock(clean_app, engine, city, twilio_fake):
+    """A job is still texting a round when the clock passes three minutes later and a second
+    worker is free: is the job left to finish, so that nobody gets the round twice?"""
+    _people(clean_app, city, "sms")
+    created(city.api.post("/api/v1/rounds", {"message": "大雨です。ご無事ですか?"}))
+    second = threading.Thread(target=engine.work)
+
+    def clock_passes_and_a_worker_frees_up(accepted: int) -> None:
+        if accepted == 3:
+            engine.tick(utcnow() + timedelta(minutes=3))
+            second.start()
+
+    twilio_fake.on_accept = clock_passes_and_a_worker_frees_up
+    engine.work()
+    second.join()
+
+    assert [_received(twilio_fake, phone(n), "大雨です") for n in range(1, RESIDENTS + 1)] \
+        == [1] * RESIDENTS
     assert _statuses(clean_app, city.id) == {"sent": RESIDENTS}

@@ -9,7 +9,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from tests.fakes.twilio import TwilioFake, gather_digits, signature
-from worker.channels import Batch, ChannelCredentials, Message, Recipient
+from worker.channels import Batch, ChannelCredentials, LookupUnavailable, Message, Recipient
 from worker.sms import SmsAdapter, twilio_client
 from worker.voice import VoiceAdapter, check_twiml, contact_alert_twiml, thanks_twiml
 
@@ -165,3 +165,82 @@ def test_signed_gather_callback_validates_with_twilio_rules(twilio):
     assert RequestValidator(TOKEN).validate(url, params, signature(TOKEN, url, params))
     assert not RequestValidator("other").validate(url, params, signature(TOKEN, url, params))
     assert params["Digits"] == "1" and params["CallSid"] == twilio.calls[0].sid
+
+
+def test_a_long_listing_is_read_page_by_page_newest_first(twilio):
+    """Does the SDK read 120 messages to one number in pages of 50, each once, newest first,
+    following the fake's PageToken links?"""
+    adapter = SmsAdapter(twilio.url)
+    adapter.send(CREDENTIALS, Batch(SMS, to(*["+819012345678"] * 120)))
+    client = twilio_client(twilio.url, SID, TOKEN)
+
+    listed = list(client.messages.stream(to="+819012345678", from_=FROM, page_size=50))
+    pages = [r for r in twilio.requests if r.method == "GET"]
+
+    assert [m.sid for m in listed] == [m.sid for m in reversed(twilio.messages)]
+    assert len(pages) == 3
+    assert all(p.params.get("PageToken", ["PA"])[0].startswith("PA") for p in pages)
+    assert client.messages.list(to="+819099999999") == []
+
+
+def test_calls_are_filtered_as_twilio_filters_them(twilio):
+    """Can calls be listed by To, Status and StartTime, and is a date filter that matches no
+    call an empty list rather than everything?"""
+    adapter = VoiceAdapter(twilio.url)
+    adapter.send(CREDENTIALS, Batch(CALL, to("+819012345678", "+819012345679")))
+    client = twilio_client(twilio.url, SID, TOKEN)
+    now = datetime.now(UTC)
+
+    [one] = client.calls.list(to="+819012345679", status="ringing",
+                              start_time_after=now - timedelta(minutes=1))
+    assert one.sid == twilio.calls_to("+819012345679")[0].sid
+    assert client.calls.list(status="completed") == []
+    assert client.calls.list(start_time_before=now - timedelta(days=1)) == []
+    assert len(client.calls.list(from_=FROM)) == 2
+
+
+def test_finding_a_sent_message_tells_same_number_messages_apart(twilio):
+    """Looking up what an attempt sent: is the SMS matched by its text and the call by the
+    window, leaving out what other deliveries already recorded?"""
+    sms, voice = SmsAdapter(twilio.url), VoiceAdapter(twilio.url)
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    other = Message("別のお知らせです。", callback_url=SMS.callback_url)
+    sms.send(CREDENTIALS, Batch(other, to("+819012345678")))
+    sms.send(CREDENTIALS, Batch(SMS, to("+819012345678")))
+    voice.send(CREDENTIALS, Batch(CALL, to("+819012345678", "+819012345678")))
+    until = datetime.now(UTC) + timedelta(seconds=5)
+    recipient = Recipient(1, "+819012345678")
+    first_call, second_call = twilio.calls_to("+819012345678")
+
+    assert sms.find_sent(CREDENTIALS, recipient, SMS, since, until, ()) == twilio.messages[1].sid
+    assert sms.find_sent(CREDENTIALS, recipient, SMS, until, until + timedelta(hours=1), ()) is None
+    assert voice.find_sent(CREDENTIALS, recipient, CALL, since, until, ()) == first_call.sid
+    assert voice.find_sent(CREDENTIALS, recipient, CALL, since, until,
+                           {first_call.sid}) == second_call.sid
+
+
+def test_a_lookup_twilio_cannot_answer_says_so(twilio):
+    """When Twilio answers 500 to a listing, is that told apart from "nothing was sent"?"""
+    SmsAdapter(twilio.url).send(CREDENTIALS, Batch(SMS, to("+819012345678")))
+    twilio.fail_lists(1, status=500)
+    now = datetime.now(UTC)
+
+    with pytest.raises(LookupUnavailable):
+        SmsAdapter(twilio.url).find_sent(CREDENTIALS, Recipient(1, "+819012345678"), SMS,
+                                         now - timedelta(minutes=1), now, ())
+    assert SmsAdapter(twilio.url).find_sent(CREDENTIALS, Recipient(1, "+819012345678"), SMS,
+                                            now - timedelta(minutes=1), now, ()) is not None
+
+
+def test_a_500_after_twilio_accepted_is_marked_as_maybe_sent(twilio):
+    """Twilio's 500 may come after it created the message; a 429 never does: is the first
+    marked uncertain (looked up before a retry) and the second not?"""
+    twilio.fail_next(1, status=500, after_delivery=True)
+    [failed] = SmsAdapter(twilio.url).send(CREDENTIALS, Batch(SMS, to("+819012345678")))
+    twilio.throttle_next(1, retry_after=1)
+    [throttled] = SmsAdapter(twilio.url).send(CREDENTIALS, Batch(SMS, to("+819012345679")))
+    [unreachable] = SmsAdapter("http://127.0.0.1:1").send(CREDENTIALS, Batch(SMS, to("+819012345678")))
+
+    assert (failed.status, failed.uncertain) == ("retry", True)
+    assert (throttled.status, throttled.uncertain) == ("retry", False)
+    assert (unreachable.status, unreachable.uncertain) == ("retry", False)

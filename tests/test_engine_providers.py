@@ -102,7 +102,7 @@ def _crash_after_provider_call(app, tenant_id):
         tenant = db.session.get(Tenant, tenant_id)
         claimed = list(db.session.scalars(select(Delivery).where(Delivery.status == "queued")))
         for delivery in claimed:
-            delivery.status, delivery.attempts, delivery.updated_at = "sending", 1, utcnow()
+            delivery.status, delivery.attempts, delivery.attempted_at = "sending", 1, utcnow()
         db.session.commit()
         checks = {c.id: c for c in db.session.scalars(select(Check))}
         for batch in dispatch._batches(tenant, claimed, checks):

@@ -6,8 +6,10 @@ from the `SendResult` afterwards, so adapters never touch the database themselve
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
 
 SendStatus = Literal["sent", "failed", "blocked", "retry"]
 
@@ -54,6 +56,8 @@ class SendResult:
     `blocked`: this address can never be reached this way (LINE unfollow, invalid number):
     the engine falls back to the next channel. `failed`: a permanent error for this attempt.
     `retry`: a transient error (5xx, 429, timeout); `retry_after` seconds when the provider said.
+    `uncertain`: the request may have reached the provider before it failed (a 5xx, a reply that
+    never came), so it may have been sent: it is looked up before it is tried again.
     """
 
     delivery_id: int
@@ -61,6 +65,7 @@ class SendResult:
     provider_ref: str | None = None
     error: str | None = None
     retry_after: float | None = None
+    uncertain: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,4 +82,20 @@ class ChannelAdapter(Protocol):
 
     def send(self, credentials: ChannelCredentials, batch: Batch) -> list[SendResult]:
         """Send one batch and report every recipient; raise nothing for provider errors."""
+        ...
+
+
+class LookupUnavailable(Exception):
+    """The provider could not say what it sent (5xx, 429, timeout, unreachable)."""
+
+
+@runtime_checkable
+class FindsSent(Protocol):
+    """An adapter whose provider has no idempotency key (Twilio) but lists what it accepted."""
+
+    def find_sent(self, credentials: ChannelCredentials, recipient: Recipient, message: Message,
+                  since: datetime, until: datetime, taken: Collection[str]) -> str | None:
+        """The reference of the oldest message or call this `message` to `recipient` made
+        between `since` and `until`, leaving out references in `taken` (other deliveries');
+        None when there is none. Raises `LookupUnavailable` when the provider cannot say."""
         ...

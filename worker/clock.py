@@ -60,9 +60,7 @@ def enqueue_due(tenant: Tenant, now: datetime) -> int:
     for part in chunks(interrupted):
         db.session.execute(update(Delivery).where(Delivery.id.in_(part),
                                                   Delivery.status == "sending")
-                           # updated_at keeps the claim's time: Twilio is searched from it.
-                           .values(status="retry", error=dispatch.INTERRUPTED,
-                                   updated_at=Delivery.updated_at)
+                           .values(status="retry", error=dispatch.INTERRUPTED)
                            .execution_options(synchronize_session=False))
     return queue_deliveries(tenant.id, [d.id for d in due], now)
 

@@ -1,15 +1,20 @@
 """Sending batches of deliveries through the channel adapters, side by side, and recording what
 happened.
 
-A delivery is claimed (`queued`/`retry` → `sending`) and committed before the provider call and
-updated after it, so a crash in between leaves a `sending` row that the clock re-queues as
-interrupted. LINE recognises the stored X-Line-Retry-Key of such a batch and does not deliver it
-twice; Twilio has no such key, so an interrupted SMS or call is first looked up with Twilio.
+A delivery is claimed (`queued`/`retry` → `sending`, with `attempted_at`) and committed before
+the provider call and updated after it, so a crash in between leaves a `sending` row that the
+clock re-queues as interrupted. LINE recognises the stored X-Line-Retry-Key of such a batch and
+does not deliver it twice. Twilio has no such key: an SMS or call that may have reached it (the job
+was interrupted, or Twilio failed with a 5xx or never answered) is *unconfirmed*, and is looked up
+at Twilio, from its `attempted_at`, before it is tried again. A look-up Twilio cannot answer is
+retried with backoff LOOKUP_ATTEMPTS times; then it is sent again, visibly: a possible second
+message is better than a check nobody received.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -21,7 +26,7 @@ from itertools import zip_longest
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 
 from mimamori import metrics
 from mimamori.extensions import db
@@ -40,7 +45,17 @@ from tenants.models import (
 from tenants.services import deliveries, incidents
 from tenants.services.deliveries import delivery_row, first_working
 from tenants.types import utcnow
-from worker.channels import Batch, ChannelAdapter, ChannelCredentials, Message, Recipient, SendResult
+from worker.channels import (
+    Batch,
+    ChannelAdapter,
+    ChannelCredentials,
+    FindsSent,
+    LookupUnavailable,
+    Message,
+    Recipient,
+    SendResult,
+)
+from worker.queues import JOB_TIMEOUT
 from worker.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -48,7 +63,14 @@ log = logging.getLogger(__name__)
 INLINE_RETRY_LIMIT_SECONDS = 10
 INLINE_ATTEMPTS = 3
 CHANNEL_NAMES = incidents.CHANNEL_NAMES
-INTERRUPTED = "interrupted: the job stopped between the provider call and its record"
+# An SMS or call whose `error` starts so may have been sent: it is looked up before a resend.
+UNCONFIRMED = "unconfirmed: "
+INTERRUPTED = UNCONFIRMED + "the job stopped between the provider call and its record"
+LOOKUP_ATTEMPTS = 5
+# Twilio's clock and ours agree within seconds; a job lives at most JOB_TIMEOUT after its claim.
+LOOKUP_MARGIN = timedelta(minutes=2)
+LOOKUP_SPAN = timedelta(seconds=JOB_TIMEOUT) + LOOKUP_MARGIN
+LOOKUPS_PARALLEL = 8
 # Requests one job has in flight: providers are slow rather than busy, so a job sends its batches
 # side by side, each within the tenant's rate; their results are stored this many at a time.
 MAX_PARALLEL = 32
@@ -159,9 +181,10 @@ def _batches(tenant: Tenant, claimed: list[Delivery], checks: dict[int, Check]) 
                     retry_key=retry_key or str(uuid.uuid4()))
 
 
-def _send(sender: Sender, batch: Batch) -> list[SendResult]:
+def _send(sender: Sender, batch: Batch, attempted_at: datetime) -> list[SendResult]:
     """Send one batch, retrying in place (only those not yet accepted) when the provider asks
-    for a short wait; a longer wait is left to the clock."""
+    for a short wait; a longer wait is left to the clock. A create that may have reached Twilio
+    is looked up before it is made again."""
     final: dict[int, SendResult] = {}
     pending = batch
     for attempt in range(INLINE_ATTEMPTS):
@@ -175,31 +198,34 @@ def _send(sender: Sender, batch: Batch) -> list[SendResult]:
         if wait > INLINE_RETRY_LIMIT_SECONDS:
             break
         time.sleep(wait)
+        for recipient in pending.recipients:
+            result = retry.get(recipient.delivery_id)
+            if result is None or not result.uncertain:
+                continue
+            try:
+                sid = _find_sent(sender, recipient, batch.message, attempted_at, ())
+            except LookupUnavailable:
+                del retry[recipient.delivery_id]  # left unconfirmed, for the clock to look up
+                continue
+            if sid is not None:
+                final[recipient.delivery_id] = SendResult(recipient.delivery_id, "sent", sid)
+                del retry[recipient.delivery_id]
+        if not retry:
+            break
         pending = Batch(message=batch.message, retry_key=batch.retry_key,
                         recipients=[r for r in pending.recipients if r.delivery_id in retry])
     return list(final.values())
 
 
-def _already_sent(tenant: Tenant, delivery: Delivery, claimed_at: datetime) -> str | None:
-    """The SID of a message or call an interrupted job may already have made, per Twilio."""
-    from worker.sms import twilio_client
-
-    if tenant.is_sandbox or delivery.channel == "line":
-        return None
-    client = twilio_client(current_app.config["TWILIO_API_BASE_URL"], tenant.twilio_account_sid or "",
-                           tenant.twilio_auth_token or "")
-    # Searched from just before the interrupted claim, so the identical text of an earlier
-    # day's check is never mistaken for this one.
-    since = claimed_at - timedelta(minutes=1)
-    if delivery.channel == "sms":
-        for message in client.messages.list(to=delivery.address, date_sent_after=since, limit=50):
-            if message.body == delivery.body and message.date_created and message.date_created >= since:
-                return message.sid
-        return None
-    for call in client.calls.list(to=delivery.address, start_time_after=since, limit=50):
-        if call.date_created and call.date_created >= since:
-            return call.sid
-    return None
+def _find_sent(sender: Sender, recipient: Recipient, message: Message, attempted_at: datetime,
+               taken: Iterable[str]) -> str | None:
+    """What Twilio made of an attempt that began at `attempted_at`, per Twilio (None: nothing)."""
+    adapter = sender.adapter
+    if not isinstance(adapter, FindsSent):
+        return None  # the sandbox sends nothing, so it has nothing to find
+    return adapter.find_sent(sender.credentials, recipient, message,
+                             attempted_at - LOOKUP_MARGIN, attempted_at + LOOKUP_SPAN,
+                             frozenset(taken))
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -221,7 +247,8 @@ def record(tenant: Tenant, delivery: Delivery, result: SendResult, now: datetime
         delivery.status, delivery.sent_at, delivery.error = "sent", now, None
     elif result.status == "retry":
         delivery.status = "retry"
-        delivery.error = (result.error or "provider asked to retry")[:300]
+        delivery.error = ((UNCONFIRMED if result.uncertain else "")
+                          + (result.error or "provider asked to retry"))[:300]
         delivery.not_before = now + (timedelta(seconds=result.retry_after) if result.retry_after
                                      else _backoff(delivery.attempts))
     else:
@@ -252,7 +279,7 @@ def record_results(tenant: Tenant, claimed: dict[int, Delivery], results: list[S
     # The rows come back from the UPDATE: the job's objects were expired by earlier commits.
     moved = db.session.execute(
         update(Delivery).where(Delivery.id.in_(sent), Delivery.status == "sending")
-        .values(status="sent", sent_at=now, error=None, updated_at=now)
+        .values(status="sent", sent_at=now, error=None, lookups=0, updated_at=now)
         .returning(Delivery.id, Delivery.channel, Delivery.purpose, Delivery.incident_id)
         .execution_options(synchronize_session=False)).all()
     # Each row's provider reference; a row a status callback moved on first gets only that.
@@ -385,13 +412,13 @@ def dispatch(tenant: Tenant, batch_keys: str | Sequence[str]) -> list[int]:
     sending."""
     keys = [batch_keys] if isinstance(batch_keys, str) else list(batch_keys)
     now = utcnow()
-    interrupted_at = dict(db.session.execute(
-        select(Delivery.id, Delivery.updated_at).where(Delivery.retry_key.in_(keys),
-                                                       Delivery.error == INTERRUPTED)).all())
     claimed_ids = db.session.scalars(
         update(Delivery).where(Delivery.retry_key.in_(keys),
                                Delivery.status.in_(("queued", "retry")))
-        .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now)
+        # An unconfirmed row keeps the instant of the attempt it may have made: it is searched
+        # from there, and gets a new one only when it is sent again.
+        .values(status="sending", attempts=Delivery.attempts + 1, updated_at=now,
+                attempted_at=case((_unconfirmed(), Delivery.attempted_at), else_=now))
         .returning(Delivery.id).execution_options(synchronize_session=False)
     ).all()
     db.session.commit()  # the claim is durable before any provider hears of it
@@ -402,26 +429,38 @@ def dispatch(tenant: Tenant, batch_keys: str | Sequence[str]) -> list[int]:
     claimed = _rows(Delivery, Delivery.id.in_(claimed_ids))
     checks = {c.id: c for c in _rows(Check, Check.id.in_({d.check_id for d in claimed if d.check_id}))}
     by_id = {d.id: d for d in claimed}
-    follow_up: list[int] = []
-    for delivery in [d for d in claimed if d.error == INTERRUPTED and d.channel != "line"]:
-        sid = _already_sent(tenant, delivery, interrupted_at[delivery.id])
-        if sid is not None:
-            follow_up += record(tenant, db.session.get(Delivery, delivery.id),
-                                SendResult(delivery.id, "sent", sid), utcnow())
-            claimed.remove(delivery)
-            db.session.commit()
     senders = {channel: sender_for(tenant, channel) for channel in {d.channel for d in claimed}}
+    follow_up: list[int] = []
+    attempted = {d.id: d.attempted_at or now for d in claimed}
+    unconfirmed = [d for d in claimed if d.channel != "line"
+                   and (d.error or "").startswith(UNCONFIRMED)]
+    if unconfirmed:
+        settled, follow_up = _settle_unconfirmed(tenant, unconfirmed, senders, by_id)
+        claimed = [d for d in claimed if d.id not in settled]
+        # Those sent again are sent from now: their new attempt is stored before it is made.
+        resent = [d.id for d in unconfirmed if d.id not in settled]
+        if resent:
+            attempted.update(dict.fromkeys(resent, utcnow()))
+            db.session.execute(update(Delivery).where(Delivery.id.in_(resent))
+                               .values(attempted_at=attempted[resent[0]])
+                               .execution_options(synchronize_session=False))
+        db.session.commit()
+        if not claimed:
+            return follow_up
     work = _interleaved([(senders[by_id[b.recipients[0].delivery_id].channel], b)
                          for b in _batches(tenant, claimed, checks)])
     if len(work) == 1:
-        follow_up += record_results(tenant, by_id, _send(*work[0]), utcnow())
+        sender, batch = work[0]
+        results = _send(sender, batch, attempted[batch.recipients[0].delivery_id])
+        follow_up += record_results(tenant, by_id, results, utcnow())
         db.session.commit()
         return follow_up
     # Threads only talk to providers (never to the session); results are recorded here, a
     # hundred or so at a time, while the threads go on sending.
     done: list[SendResult] = []
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(work))) as pool:
-        futures = [pool.submit(_send, sender, batch) for sender, batch in work]
+        futures = [pool.submit(_send, sender, batch, attempted[batch.recipients[0].delivery_id])
+                   for sender, batch in work]
         for number, future in enumerate(as_completed(futures), 1):
             done += future.result()
             if len(done) >= RECORD_EVERY or number == len(futures):
@@ -429,6 +468,90 @@ def dispatch(tenant: Tenant, batch_keys: str | Sequence[str]) -> list[int]:
                 db.session.commit()
                 done = []
     return follow_up
+
+
+def _unconfirmed() -> Any:
+    return (Delivery.channel != "line") & Delivery.error.startswith(UNCONFIRMED)
+
+
+def _settle_unconfirmed(tenant: Tenant, rows: list[Any], senders: dict[str, Sender],
+                        by_id: dict[int, Any]) -> tuple[set[int], list[int]]:
+    """Look up at Twilio the SMS and calls that may have been sent; record those found, put
+    back those Twilio could not say anything about, with a wait. Returns the ids settled so
+    (not to be sent now) and the fallbacks recorded; the rest are to be sent again."""
+    # A row from before attempts were recorded is searched from its creation.
+    since = {d.id: d.attempted_at or d.created_at for d in rows}
+    taken = set(db.session.scalars(select(Delivery.provider_ref).where(
+        Delivery.address.in_({d.address for d in rows}), Delivery.provider_ref.is_not(None),
+        Delivery.channel.in_(("sms", "voice")), Delivery.id.not_in(list(since)),
+        Delivery.created_at >= min(since.values()) - timedelta(days=1))))
+    by_person: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for delivery in rows:
+        by_person[(delivery.channel, delivery.address or "")].append(delivery)
+    down = threading.Event()  # after one failed look-up, Twilio is not asked again this job
+
+    def look_up(deliveries: list[Any]) -> list[tuple[int, str | None, bool]]:
+        found: list[tuple[int, str | None, bool]] = []
+        mine: set[str] = set()
+        # In the order they were sent: the oldest call in a window belongs to the first.
+        for delivery in sorted(deliveries, key=lambda d: d.id):
+            if down.is_set():
+                found.append((delivery.id, None, False))
+                continue
+            sender = senders[delivery.channel]
+            try:
+                sid = _find_sent(sender, Recipient(delivery.id, delivery.address or ""),
+                                 Message(text=delivery.body or ""), since[delivery.id],
+                                 taken | mine)
+            except LookupUnavailable as exc:
+                log.warning("unconfirmed %s not looked up: %s", delivery.channel, exc)
+                down.set()
+                found.append((delivery.id, None, False))
+                continue
+            if sid is not None:
+                mine.add(sid)
+            found.append((delivery.id, sid, True))
+        return found
+
+    with ThreadPoolExecutor(max_workers=min(LOOKUPS_PARALLEL, len(by_person))) as pool:
+        answers = [a for part in pool.map(look_up, by_person.values()) for a in part]
+    now = utcnow()
+    sent = [SendResult(i, "sent", sid) for i, sid, _ in answers if sid is not None]
+    follow_up = record_results(tenant, by_id, sent, now) if sent else []
+    settled = {r.delivery_id for r in sent}
+    for delivery_id, _, answered in answers:
+        if not answered and _lookup_failed(tenant, by_id[delivery_id], now):
+            settled.add(delivery_id)
+    return settled, follow_up
+
+
+def _lookup_failed(tenant: Tenant, row: Any, now: datetime) -> bool:
+    """Twilio could not say whether this SMS or call went out: wait and ask again, or, after
+    LOOKUP_ATTEMPTS look-ups, send it again (returns False) and say so where staff look."""
+    lookups = row.lookups + 1
+    if lookups < LOOKUP_ATTEMPTS:
+        db.session.execute(
+            update(Delivery).where(Delivery.id == row.id, Delivery.status == "sending")
+            .values(status="retry", lookups=lookups, not_before=now + _backoff(lookups),
+                    updated_at=now,
+                    error=f"{UNCONFIRMED}Twilio could not say whether it was sent "
+                          f"(look-up {lookups} of {LOOKUP_ATTEMPTS})")
+            .execution_options(synchronize_session=False))
+        return True
+    db.session.execute(
+        update(Delivery).where(Delivery.id == row.id)
+        .values(lookups=0, updated_at=now,
+                error=f"sent again: Twilio could not say whether it was sent after "
+                      f"{LOOKUP_ATTEMPTS} look-ups")
+        .execution_options(synchronize_session=False))
+    log.warning("unconfirmed %s sent again after %s failed look-ups", row.channel, LOOKUP_ATTEMPTS,
+                extra={"delivery_id": row.id})
+    metrics.delivery_recorded(tenant.slug, row.channel, row.purpose, "resent_unconfirmed")
+    if row.incident_id:
+        incidents.add_event(row.incident_id, "delivery",
+                            f"{CHANNEL_NAMES[row.channel]}: 送信済みか確認できないため、もう一度送ります",
+                            now, {"delivery_id": row.id, "status": "resent_unconfirmed"})
+    return False
 
 
 def _rows(model: type[Delivery] | type[Check], where: Any) -> list[Any]:

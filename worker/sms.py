@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.exceptions import NewConnectionError
 
-from worker.channels import Batch, ChannelCredentials, Recipient, SendResult
+from worker.channels import (
+    Batch,
+    ChannelCredentials,
+    LookupUnavailable,
+    Message,
+    Recipient,
+    SendResult,
+)
 from worker.ratelimit import retry_after_seconds
 
 # The number can never be reached this way: invalid (21211, 21217 for calls), replied STOP (21610),
 # unreachable or not a mobile (21612, 21614, 21635). The engine falls back to the next channel.
 BLOCKED_CODES = frozenset({21211, 21217, 21610, 21612, 21614, 21635})
+# Twilio lists the newest first, 50 to a page; a person gets a few of our messages a day, so a
+# look-up reads a page or two. Records this much older than the window end the search (Twilio
+# sorts messages by DateSent, which can trail DateCreated while a message is queued).
+LOOKUP_PAGE_SIZE = 50
+LOOKUP_MAX_RECORDS = 500
+LOOKUP_SORT_SLACK = timedelta(hours=1)
 
 
 class _HttpClient(TwilioHttpClient):
@@ -85,7 +100,8 @@ def send_each(api_base_url: str, credentials: ChannelCredentials, batch: Batch,
             result = _from_error(recipient, exc, _http_client.last_retry_after())
         except requests.RequestException as exc:
             result = SendResult(recipient.delivery_id, "retry",
-                                error=f"Twilio unreachable: {type(exc).__name__}")
+                                error=f"Twilio unreachable: {type(exc).__name__}",
+                                uncertain=_may_have_arrived(exc))
         else:
             result = SendResult(recipient.delivery_id, "sent", provider_ref=ref)
         if result.status == "retry":
@@ -99,9 +115,59 @@ def _from_error(recipient: Recipient, exc: TwilioRestException, retry_after: flo
     error = f"Twilio {exc.status} error {exc.code}"
     if exc.code in BLOCKED_CODES:
         return SendResult(recipient.delivery_id, "blocked", error=error)
-    if exc.status == 429 or exc.status >= 500:
+    if exc.status == 429:  # refused before anything was created
         return SendResult(recipient.delivery_id, "retry", error=error, retry_after=retry_after)
+    if exc.status >= 500:  # Twilio may have created the message or call before it failed
+        return SendResult(recipient.delivery_id, "retry", error=error, retry_after=retry_after,
+                          uncertain=True)
     return SendResult(recipient.delivery_id, "failed", error=error)
+
+
+def _may_have_arrived(exc: requests.RequestException) -> bool:
+    """Whether a failed request may have reached Twilio: only a connection never made did not."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return not isinstance(exc, requests.ConnectionError) or not isinstance(
+        reason, NewConnectionError)
+
+
+def find_created(api_base_url: str, credentials: ChannelCredentials, kind: str, to: str,
+                 since: datetime, until: datetime, taken: Collection[str],
+                 matches: Callable[[Any], bool] = lambda record: True) -> str | None:
+    """The SID of the oldest message or call (`kind`) from the tenant's number to `to` that
+    Twilio created between `since` and `until`, is not in `taken` and `matches`; None if none.
+
+    Listed by To and From only: DateSent and StartTime are empty while Twilio still queues a
+    message or call, so filtering on them could miss the very one searched for."""
+    sid, token, from_number = (credentials.twilio_account_sid, credentials.twilio_auth_token,
+                               credentials.twilio_from_number)
+    if not (sid and token and from_number):
+        return None
+    client = twilio_client(api_base_url, sid, token)
+    listing = client.messages if kind == "messages" else client.calls
+    found = None
+    try:
+        for record in listing.stream(to=to, from_=from_number, page_size=LOOKUP_PAGE_SIZE,
+                                     limit=LOOKUP_MAX_RECORDS):
+            created = record.date_created
+            if created is None:
+                continue
+            if created < since - LOOKUP_SORT_SLACK:
+                break
+            if since <= created <= until and record.sid not in taken and matches(record):
+                found = record.sid  # the listing is newest first: keep the oldest
+    except (TwilioException, requests.RequestException) as exc:
+        raise LookupUnavailable(f"Twilio could not list {kind}: {_describe(exc)}") from exc
+    return found
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, TwilioRestException):
+        return f"{exc.status} error {exc.code}"
+    response = exc.args[1] if isinstance(exc, TwilioException) and len(exc.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    return f"HTTP {status}" if status else type(exc).__name__
 
 
 class SmsAdapter:
@@ -121,3 +187,9 @@ class SmsAdapter:
             return str(created.sid)
 
         return send_each(self.api_base_url, credentials, batch, create)
+
+    def find_sent(self, credentials: ChannelCredentials, recipient: Recipient, message: Message,
+                  since: datetime, until: datetime, taken: Collection[str]) -> str | None:
+        """The message this text to `recipient` made, told apart from others by its body."""
+        return find_created(self.api_base_url, credentials, "messages", recipient.address, since,
+                            until, taken, lambda record: record.body == message.text)

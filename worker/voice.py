@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
+
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from worker.channels import Batch, ChannelCredentials, Recipient, SendResult
-from worker.sms import send_each
+from worker.channels import Batch, ChannelCredentials, Message, Recipient, SendResult
+from worker.sms import find_created, send_each
 
 LANGUAGE = "ja-JP"
 # Twilio's default voice ("man") cannot speak Japanese; Amazon Polly's Mizuki can.
@@ -36,6 +39,13 @@ class VoiceAdapter:
             return str(call.sid)
 
         return send_each(self.api_base_url, credentials, batch, create)
+
+    def find_sent(self, credentials: ChannelCredentials, recipient: Recipient, message: Message,
+                  since: datetime, until: datetime, taken: Collection[str]) -> str | None:
+        """The call this attempt placed to `recipient`: Twilio's call records do not show the
+        TwiML URL, so it is the oldest of the window that no other delivery recorded."""
+        return find_created(self.api_base_url, credentials, "calls", recipient.address, since,
+                            until, taken)
 
 
 def _ask_for_one(text: str, action_url: str, prompt: str) -> str:

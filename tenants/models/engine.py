@@ -108,6 +108,11 @@ class Delivery(TenantScoped, db.Model):
     # When the clock last put this delivery on a queue (engine time), for reconciliation.
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When a job last handed this delivery to its provider (wall clock, written by the claim and
+    # never by onupdate): an interrupted SMS or call is looked up at Twilio from this instant.
+    attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Look-ups of an unconfirmed SMS or call that Twilio could not answer, in a row.
+    lookups: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

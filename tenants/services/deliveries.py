@@ -17,6 +17,9 @@ from tenants.models.residents import CHANNELS
 from tenants.tenancy import bound_tenant_id
 
 PENDING = ("queued", "retry")
+# A send job is stopped at its timeout (worker.queues.JOB_TIMEOUT, 10 minutes) after claiming
+# its deliveries; a delivery still `sending` after this long was left by a job that died.
+ABANDONED_AFTER = timedelta(minutes=12)
 # How far each status is along; a late callback never moves a delivery backwards.
 STATUS_RANK = {"queued": 0, "retry": 1, "sending": 2, "sent": 3, "delivered": 4, "read": 5,
                "answered": 6, "blocked": 6, "failed": 6, "busy": 6, "no_answer": 6, "canceled": 7}
@@ -188,15 +191,22 @@ def advance_status(delivery: Delivery, status: str, now: datetime, error: str | 
     return True
 
 
-def due_for_dispatch(now: datetime, stale_after: timedelta) -> list[Delivery]:
-    """Deliveries that should be on a queue but may not be (Redis lost them, a worker died)."""
+def due_for_dispatch(now: datetime, stale_after: timedelta,
+                     abandoned_after: timedelta = ABANDONED_AFTER) -> list[Delivery]:
+    """Deliveries that should be on a queue but may not be (Redis lost them, a worker died).
+
+    A row still `sending` is taken from its job only once that job cannot be alive any more:
+    taken from a live job, it would be sent twice."""
     tenant_id = bound_tenant_id()
     stale = now - stale_after
+    queued_long_ago = (Delivery.enqueued_at.is_(None)) | (Delivery.enqueued_at <= stale)
+    abandoned = case((Delivery.attempted_at.is_(None), queued_long_ago),
+                     else_=Delivery.attempted_at <= now - abandoned_after)
     return list(db.session.scalars(
         select(Delivery).where(
             Delivery.tenant_id == tenant_id,
-            Delivery.status.in_((*PENDING, "sending")),
             (Delivery.not_before.is_(None)) | (Delivery.not_before <= now),
-            (Delivery.enqueued_at.is_(None)) | (Delivery.enqueued_at <= stale),
+            or_(and_(Delivery.status.in_(PENDING), queued_long_ago),
+                and_(Delivery.status == "sending", abandoned)),
         ).order_by(Delivery.id)
     ))

@@ -12,7 +12,8 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
@@ -125,6 +126,11 @@ class TwilioFake(FakeServer):
     Numbers in `invalid_numbers` answer 21211, `unsubscribed_numbers` (replied STOP) 21610 and
     `landline_numbers` 21614 for SMS. `message_rate` / `call_rate` are creations per second per
     account; over them the fake answers 429 (20429) and counts `violations`.
+
+    `fail_next` and `throttle_next` apply to the next creations (POST); `fail_lists` to the
+    next reads of a list or a record. `on_accept(n)`, if set, runs once a creation is stored and
+    before it is answered, with the number accepted so far: a test kills a worker there, as if
+    the worker died with Twilio's answer on its way.
     """
 
     def __init__(
@@ -147,6 +153,9 @@ class TwilioFake(FakeServer):
         self.messages: list[SentMessage] = []
         self.calls: list[PlacedCall] = []
         self.requests: list[RecordedRequest] = []
+        self.on_accept: Callable[[int], None] | None = None
+        self._read_faults: deque[int] = deque()
+        self._reads_failing: int | None = None
         self._accounts = dict(accounts or {})
 
     def add_account(self, account_sid: str, auth_token: str) -> None:
@@ -160,6 +169,46 @@ class TwilioFake(FakeServer):
     def calls_to(self, number: str) -> list[PlacedCall]:
         with self.lock:
             return [c for c in self.calls if c.to == number]
+
+    def age(self, elapsed: timedelta) -> None:
+        """Let `elapsed` pass for everything accepted so far: its timestamps move that far back."""
+        with self.lock:
+            for message in self.messages:
+                message.created -= elapsed
+                message.sent = message.sent - elapsed if message.sent else None
+            for call in self.calls:
+                call.created -= elapsed
+                call.started = call.started - elapsed if call.started else None
+
+    def fail_lists(self, n: int | None = 1, status: int = 500) -> None:
+        """Answer the next `n` reads (lists, fetches) with `status`; every read while n is None,
+        until `recover_lists()`."""
+        with self.lock:
+            if n is None:
+                self._reads_failing = status
+            else:
+                self._read_faults.extend([status] * n)
+
+    def recover_lists(self) -> None:
+        with self.lock:
+            self._reads_failing = None
+            self._read_faults.clear()
+
+    def _read_fault(self) -> int | None:
+        with self.lock:
+            if self._read_faults:
+                return self._read_faults.popleft()
+            return self._reads_failing
+
+    def _accepted(self, record: SentMessage | PlacedCall) -> None:
+        with self.lock:
+            if isinstance(record, SentMessage):
+                self.messages.append(record)
+            else:
+                self.calls.append(record)
+            accepted = len(self.messages) + len(self.calls)
+        if self.on_accept is not None:
+            self.on_accept(accepted)
 
     def handle(self, request: Request) -> Response:
         params = request.form if request.method == "POST" else request.args
@@ -186,15 +235,18 @@ class TwilioFake(FakeServer):
         limit = {"messages": self.message_rate, "calls": self.call_rate}.get(endpoint) if creating else None
         if self.over_rate((args["sid"], endpoint), limit):
             return _error(429, 20429, "Too Many Requests", {"Retry-After": "1"})
+        if not creating:
+            failing = self._read_fault()
+            if failing is not None:
+                return _fault(Fault(failing))
+            if endpoint == "account":
+                return self._account(args["sid"], auth.password or "")
+            if endpoint in ("message", "call"):
+                return self._fetch(endpoint, args["sid"], args["item"], request.path)
+            return self._list(endpoint, args["sid"], params)
         fault = self.take_fault()
         if fault is not None and not fault.after_delivery:
             return _fault(fault)
-        if endpoint == "account":
-            return self._account(args["sid"], auth.password or "")
-        if endpoint in ("message", "call"):
-            return self._fetch(endpoint, args["sid"], args["item"], request.path)
-        if not creating:
-            return self._list(endpoint, args["sid"], params)
         create = self._create_message if endpoint == "messages" else self._create_call
         response = create(args["sid"], params)
         if fault is not None and response.status_code == 201:
@@ -232,8 +284,7 @@ class TwilioFake(FakeServer):
         message = SentMessage(_sid("SM"), account_sid, to, from_, body, callback, datetime.now(UTC))
         created = message.resource()
         message.status, message.sent = "sent", message.created
-        with self.lock:
-            self.messages.append(message)
+        self._accepted(message)
         return _json(201, created)
 
     def _create_call(self, account_sid: str, params: MultiDict[str, str]) -> Response:
@@ -256,8 +307,7 @@ class TwilioFake(FakeServer):
                           params.getlist("StatusCallbackEvent"), datetime.now(UTC))
         created = call.resource()
         call.status, call.started = "ringing", call.created
-        with self.lock:
-            self.calls.append(call)
+        self._accepted(call)
         return _json(201, created)
 
     def _refused(self, to: str) -> Response | None:
@@ -276,41 +326,79 @@ class TwilioFake(FakeServer):
         return _json(200, found.resource())
 
     def _list(self, kind: str, account_sid: str, params: MultiDict[str, str]) -> Response:
-        when = "DateSent" if kind == "messages" else "StartTime"
+        """A page of the account's messages or calls, filtered and newest first, as Twilio lists:
+        messages by To, From and DateSent (sorted by DateSent; unsent ones first), calls by To,
+        From, Status, ParentCallSid, StartTime and EndTime (sorted by DateUpdated). A date
+        filter never matches a record without that date. Pages follow each other by PageToken
+        (`PA` + the SID a page ends with, `PB` + the SID the next page back begins with); Page
+        only echoes what the client says."""
         try:
-            bounds = _date_bounds(params, when)
-        except ValueError:
-            return _error(400, 20001, f"Invalid {when}")
+            if kind == "messages":
+                filters = [_date_filter(params, "DateSent", lambda m: m.sent)]
+            else:
+                filters = [_date_filter(params, "StartTime", lambda c: c.started),
+                           _date_filter(params, "EndTime", lambda c: None)]
+            size = int(params.get("PageSize", 50))
+            page = int(params.get("Page", 0))
+        except ValueError as exc:
+            return _error(400, 20001, f"Invalid parameter: {exc}")
+        if not 1 <= size <= 1000 or page < 0:
+            return _error(400, 20001, "PageSize must be between 1 and 1000")
+        fields = {"To": "to", "From": "from_"}
+        if kind == "calls":
+            fields.update(Status="status", ParentCallSid="parent_call_sid")
         with self.lock:
             records: list[Any] = list(self.messages if kind == "messages" else self.calls)
-        matching = []
-        for record in reversed(records):
-            moment = record.sent if kind == "messages" else record.started
-            if record.account_sid != account_sid:
-                continue
-            if params.get("To") not in (None, record.to) or params.get("From") not in (None, record.from_):
-                continue
-            if params.get("Status") not in (None, record.status):
-                continue
-            if bounds and (moment is None or not bounds[0] <= moment <= bounds[1]):
-                continue
-            matching.append(record.resource())
-        size = min(int(params.get("PageSize", 50)), 1000)
-        page = int(params.get("Page", 0))
-        items = matching[page * size:(page + 1) * size]
-        filters = [(k, v) for k, v in params.items(multi=True) if k not in ("PageSize", "Page", "PageToken")]
+        order = list(enumerate(records))
+
+        def newest_first(item: tuple[int, Any]) -> tuple[datetime, int]:
+            number, record = item
+            if kind == "messages":
+                moment = record.sent or datetime.max.replace(tzinfo=UTC)
+            else:
+                moment = record.started or record.created
+            return moment, number
+
+        matching = [r for _, r in sorted(order, key=newest_first, reverse=True)
+                    if r.account_sid == account_sid
+                    and all(params.get(name) in (None, getattr(r, attribute, None))
+                            for name, attribute in fields.items())
+                    and all(keep(r) for keep in filters)]
+        token = params.get("PageToken")
+        sids = [r.sid for r in matching]
+        if token is None:
+            start = 0
+        elif token[:2] in ("PA", "PB") and token[2:] in sids:
+            at = sids.index(token[2:])
+            start = at + 1 if token.startswith("PA") else max(at - size, 0)
+        else:
+            return _error(400, 20001, f"Invalid PageToken: {token}")
+        items = matching[start:start + size]
+        kept = [(k, v) for k, v in params.items(multi=True) if k not in ("PageSize", "Page", "PageToken")]
         base = f"/{API_VERSION}/Accounts/{account_sid}/{kind.capitalize()}.json"
 
-        def page_uri(number: int) -> str:
-            return f"{base}?{urlencode([*filters, ('PageSize', size), ('Page', number)])}"
+        def page_uri(number: int, page_token: str | None = None) -> str:
+            extra = [("PageToken", page_token)] if page_token else []
+            return f"{base}?{urlencode([*kept, ('PageSize', size), ('Page', number), *extra])}"
 
-        more = (page + 1) * size < len(matching)
+        more = start + size < len(matching)
         return _json(200, {
-            kind: items, "end": page * size + max(len(items) - 1, 0), "first_page_uri": page_uri(0),
-            "next_page_uri": f"{page_uri(page + 1)}&PageToken=PA{uuid.uuid4().hex}" if more else None,
-            "page": page, "page_size": size, "previous_page_uri": page_uri(page - 1) if page else None,
-            "start": page * size, "uri": page_uri(page),
+            kind: [r.resource() for r in items], "end": start + max(len(items) - 1, 0),
+            "first_page_uri": page_uri(0),
+            "next_page_uri": page_uri(page + 1, f"PA{items[-1].sid}") if more and items else None,
+            "page": page, "page_size": size,
+            "previous_page_uri": page_uri(page - 1, f"PB{items[0].sid}") if start and items else None,
+            "start": start, "uri": page_uri(page, token),
         })
+
+
+def _date_filter(params: MultiDict[str, str], name: str,
+                 moment: Callable[[Any], datetime | None]) -> Callable[[Any], bool]:
+    bounds = _date_bounds(params, name)
+    if bounds is None:
+        return lambda record: True
+    low, high = bounds
+    return lambda record: (when := moment(record)) is not None and low <= when <= high
 
 
 def _date_bounds(params: MultiDict[str, str], name: str) -> tuple[datetime, datetime] | None:

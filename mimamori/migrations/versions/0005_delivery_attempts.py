@@ -1,13 +1,13 @@
 """Record when a delivery was last handed to its provider, and how often Twilio could not say
 whether an interrupted send went out: the look-up before a resend is anchored on the first.
 
-Revision ID: 0007
+Revision ID: 0005
 Revises: 0004
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0007'
+revision = '0005'
 down_revision = '0004'
 branch_labels = None
 depends_on = None

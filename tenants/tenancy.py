@@ -191,7 +191,10 @@ def _level(node: Any, outer: frozenset[str], mapped: set[str], bare: set[str],
     if isinstance(node, Select):
         # The ORM adds its criteria for the entities it finds: explicit FROMs and joins, and the
         # first mapped column of each selected expression.
-        froms = [*node._from_obj, *(join[0] for join in node._setup_joins)]
+        # with_only_columns() keeps the joins made so far in _memoized_select_entities.
+        joins = [*node._setup_joins,
+                 *(join for memo in node._memoized_select_entities for join in memo._setup_joins)]
+        froms = [*node._from_obj, *(join[0] for join in joins)]
         for column in node._raw_columns:
             entity = extract_first_column_annotation(column, "parententity")
             if entity is not None and isinstance(entity.mapper.local_table, Table):

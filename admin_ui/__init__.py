@@ -19,6 +19,11 @@ def init_admin(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # valid for the session, not an hour
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Failed sign-ins (password or 2FA code): per account, and per client address much higher.
+    app.config.setdefault("LOGIN_FAILURES_PER_ACCOUNT", "5 per 15 minutes")
+    app.config.setdefault("LOGIN_FAILURES_PER_ADDRESS", "100 per 15 minutes")
+    app.config.setdefault("SESSION_IDLE_MINUTES", 120)
+    app.config.setdefault("SESSION_MAX_HOURS", 12)
     csrf.init_app(app)
     limiter.init_app(app)
     i18n.init_app(app)  # before Babel reads its configuration

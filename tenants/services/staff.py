@@ -1,33 +1,41 @@
-"""Staff accounts: operators and tenant users (argon2 hashes), managed by their tenant's admins."""
+"""Staff accounts: operators and tenant users (argon2 hashes), managed by their tenant's admins,
+and their server-side sessions."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 
 from mimamori.extensions import db
 from tenants.errors import Conflict, NotFound, field_error
 from tenants.japanese import normalise_kana, normalise_text
-from tenants.models import Resident, ResidentAssignment, User
+from tenants.models import Resident, ResidentAssignment, StaffSession, User
 from tenants.models.staff import OPERATOR, TENANT_ROLES
 from tenants.services.audit import record
+from tenants.types import utcnow
 
 _hasher = PasswordHasher()
+# Verified when the e-mail matches nobody, so a wrong address takes as long as a wrong password.
+_ABSENT_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(user: User, password: str) -> bool:
+def verify_password(user: User | None, password: str) -> bool:
+    """The password is this user's; with no user, as slow as a real check and always False."""
     try:
-        return _hasher.verify(user.password_hash, password)
+        matched = _hasher.verify(user.password_hash if user else _ABSENT_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
+    return matched and user is not None
 
 
 def _ensure_email_free(email: str) -> None:
@@ -99,6 +107,7 @@ def reset_password(user: User, actor: User) -> str:
     password = temporary_password()
     user.password_hash = hash_password(password)
     user.must_change_password = True
+    end_sessions(user, utcnow())
     record("staff.password_reset", tenant_id=user.tenant_id, target=user, user_id=actor.id)
     db.session.flush()
     return password
@@ -110,6 +119,8 @@ def set_active(user: User, active: bool, actor: User) -> None:
     if user.active == active:
         return
     user.active = active
+    if not active:
+        end_sessions(user, utcnow())
     record("staff.reactivate" if active else "staff.deactivate", tenant_id=user.tenant_id,
            target=user, user_id=actor.id)
     db.session.flush()
@@ -176,3 +187,50 @@ def residents_by_id(resident_ids: Iterable[int]) -> list[Resident]:
         return []
     order = (func.coalesce(Resident.name_kana, Resident.name), Resident.id)
     return list(db.session.scalars(select(Resident).where(Resident.id.in_(ids)).order_by(*order)))
+
+
+# Server-side sessions: the cookie holds a random token, the database its SHA-256 and its state.
+
+SESSION_TOUCH_INTERVAL = timedelta(minutes=1)  # last_seen_at is written at most this often
+
+
+def _session_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(user: User, *, ip: str | None, user_agent: str | None, now: datetime) -> str:
+    """A new session for a user who just gave their password; returns the cookie's token."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(StaffSession(id=_session_id(token), user_id=user.id, created_at=now,
+                                last_seen_at=now, ip=(ip or "")[:45] or None,
+                                user_agent=(user_agent or "")[:255] or None))
+    return token
+
+
+def live_session(token: str, user_id: int, now: datetime, *, idle: timedelta,
+                 lifetime: timedelta) -> StaffSession | None:
+    """The session if it belongs to this user and has not been revoked or timed out."""
+    found = db.session.get(StaffSession, _session_id(token))
+    if (found is None or found.user_id != user_id or found.revoked_at is not None
+            or now - found.last_seen_at >= idle or now - found.created_at >= lifetime):
+        return None
+    if now - found.last_seen_at >= SESSION_TOUCH_INTERVAL:
+        found.last_seen_at = now
+    return found
+
+
+def end_session(token: str, now: datetime) -> None:
+    """Sign-out: the token opens nothing any more, whoever holds a copy of the cookie."""
+    db.session.execute(update(StaffSession).where(
+        StaffSession.id == _session_id(token), StaffSession.revoked_at.is_(None)
+    ).values(revoked_at=now))
+
+
+def end_sessions(user: User, now: datetime, keep: str | None = None) -> int:
+    """End every session of the user (but the one whose token is `keep`); returns how many."""
+    statement = update(StaffSession).where(StaffSession.user_id == user.id,
+                                           StaffSession.revoked_at.is_(None))
+    if keep is not None:
+        statement = statement.where(StaffSession.id != _session_id(keep))
+    return db.session.execute(statement.values(revoked_at=now)).rowcount or 0
+

@@ -12,7 +12,7 @@ assets = Blueprint("ui", __name__, template_folder="templates", static_folder="s
 
 
 def init_admin(app: Flask) -> None:
-    from admin_ui import i18n, security, session
+    from admin_ui import errors, i18n, security, session
     from admin_ui.views import blueprints
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked by the admin blueprints only
@@ -30,6 +30,7 @@ def init_admin(app: Flask) -> None:
     babel.init_app(app, locale_selector=i18n.select_locale, timezone_selector=i18n.select_timezone)
     session.init_app(app, login_manager)
     security.init_app(app)
+    errors.init_app(app)  # after the API's handler, which it keeps for /api and /webhooks
     app.register_blueprint(assets)
     for blueprint in blueprints:
         app.register_blueprint(blueprint)

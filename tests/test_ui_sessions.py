@@ -131,6 +131,7 @@ def test_one_mistyping_person_does_not_lock_out_a_colleague(clean_app, tenant, m
         assert _login(client, mistyping.email, f"wrong {attempt}").status_code == 401
     refused = _login(client, mistyping.email, PASSWORD)
     assert refused.status_code == 429
+    assert "しばらく" in refused.get_data(as_text=True)
     assert _login(_client(clean_app), colleague.email, PASSWORD).status_code == 302
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import pyotp
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select, update
@@ -97,6 +98,22 @@ def test_a_password_change_signs_out_the_other_browsers(clean_app, tenant, make_
     assert office.get("/t/musashino/").status_code == 200
     assert home.get("/t/musashino/").status_code == 302
     assert _with_cookie(clean_app, copied).get("/t/musashino/").status_code == 302
+
+
+def test_a_new_second_factor_signs_out_the_other_browsers(clean_app, tenant, make_user):
+    """When an admin enrols an authenticator app, are browsers signed in without it signed out,
+    while the one that enrolled stays signed in?"""
+    login = make_user("admin@city.musashino.jp", "admin", tenant.id)
+    office, elsewhere = _client(clean_app), _client(clean_app)
+    assert _login(office, login.email, PASSWORD).status_code == 302
+    assert _login(elsewhere, login.email, PASSWORD).status_code == 302
+    html = office.get("/account/2fa").get_data(as_text=True)
+    secret = re.search(r'<code id="totp-secret">([A-Z2-7]+)</code>', html).group(1)
+    answer = office.post("/account/2fa", data={"csrf_token": _token(office, "/account/2fa"),
+                                                "code": pyotp.TOTP(secret).now()})
+    assert answer.status_code == 302
+    assert office.get("/t/musashino/").status_code == 200
+    assert elsewhere.get("/t/musashino/").status_code == 302
 
 
 def test_a_session_ends_when_idle_or_too_old(clean_app, tenant, make_user):

@@ -1,12 +1,13 @@
-"""Staff accounts: operators and tenant users (argon2 hashes), managed by their tenant's admins,
-and their server-side sessions."""
+"""Staff accounts: operators and tenant users (argon2 hashes), managed by their tenant's admins;
+their server-side sessions, and who of them is on duty (当番) for the alert chain's staff step."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -14,10 +15,11 @@ from sqlalchemy import delete, func, or_, select, update
 
 from mimamori.extensions import db
 from tenants.errors import Conflict, NotFound, field_error
-from tenants.japanese import normalise_kana, normalise_text
-from tenants.models import Resident, ResidentAssignment, StaffSession, User
+from tenants.japanese import normalise_kana, normalise_phone, normalise_text
+from tenants.models import DutySlot, Group, Resident, ResidentAssignment, StaffSession, Tenant, User
 from tenants.models.staff import OPERATOR, TENANT_ROLES
 from tenants.services.audit import record
+from tenants.services.deliveries import first_working
 from tenants.types import utcnow
 
 _hasher = PasswordHasher()
@@ -234,3 +236,125 @@ def end_sessions(user: User, now: datetime, keep: str | None = None) -> int:
         statement = statement.where(StaffSession.id != _session_id(keep))
     return db.session.execute(statement.values(revoked_at=now)).rowcount or 0
 
+
+# Who is on duty (当番): reached by an alert chain's `staff` step.
+
+_LINE_USER_ID = re.compile(r"^U[0-9a-f]{32}$")
+WEEKDAYS = range(7)  # Monday is 0, as datetime.weekday()
+
+
+def set_contact(user: User, phone: str | None, line_user_id: str | None, actor: User) -> None:
+    """How the staff step reaches this person: a phone (any Japanese form) and a LINE user id."""
+    normalised = None
+    if phone and phone.strip():
+        try:
+            normalised = normalise_phone(phone)
+        except ValueError:
+            raise field_error("phone", "Not a phone number.") from None
+    line = (line_user_id or "").strip() or None
+    if line is not None and not _LINE_USER_ID.match(line):
+        raise field_error("line_user_id", "A LINE user id is U followed by 32 hexadecimal digits.")
+    if (user.phone, user.line_user_id) == (normalised, line):
+        return
+    user.phone, user.line_user_id = normalised, line
+    record("staff.contact", tenant_id=user.tenant_id, target=user, user_id=actor.id,
+           detail={"phone": normalised is not None, "line": line is not None})
+    db.session.flush()
+
+
+def set_on_duty(user: User, on_duty: bool, actor: User) -> None:
+    if user.on_duty == on_duty:
+        return
+    user.on_duty = on_duty
+    record("staff.on_duty" if on_duty else "staff.off_duty", tenant_id=user.tenant_id,
+           target=user, user_id=actor.id)
+    db.session.flush()
+
+
+def rota() -> list[DutySlot]:
+    """The bound tenant's weekly rota, by weekday and start."""
+    return list(db.session.scalars(select(DutySlot).order_by(
+        DutySlot.weekday, DutySlot.starts_at, DutySlot.id)))
+
+
+def add_duty_slot(user: User, weekday: int, starts_at: time, ends_at: time,
+                  actor: User) -> DutySlot:
+    """A rota line: `user` is on duty on `weekday` from `starts_at` until `ends_at` (tenant's zone;
+    an end at or before the start runs into the next day)."""
+    if weekday not in WEEKDAYS:
+        raise field_error("weekday", "Choose a day of the week.")
+    if not user.active:
+        raise field_error("user_id", "This login is deactivated.")
+    slot = DutySlot(tenant_id=user.tenant_id, user_id=user.id, weekday=weekday,
+                    starts_at=starts_at.replace(second=0, microsecond=0),
+                    ends_at=ends_at.replace(second=0, microsecond=0))
+    db.session.add(slot)
+    db.session.flush()
+    record("staff.rota_add", tenant_id=user.tenant_id, target=user, user_id=actor.id,
+           detail={"slot_id": slot.id, "weekday": weekday,
+                   "starts_at": starts_at.strftime("%H:%M"), "ends_at": ends_at.strftime("%H:%M")})
+    return slot
+
+
+def remove_duty_slot(slot_id: int, actor: User) -> None:
+    slot = db.session.scalar(select(DutySlot).where(DutySlot.id == slot_id))
+    if slot is None:
+        raise NotFound(f"no rota line {slot_id}")
+    record("staff.rota_remove", tenant_id=slot.tenant_id, target=db.session.get(User, slot.user_id),
+           user_id=actor.id, detail={"slot_id": slot.id, "weekday": slot.weekday})
+    db.session.delete(slot)
+    db.session.flush()
+
+
+def _covers(slot: DutySlot, weekday: int, clock: time) -> bool:
+    if slot.starts_at < slot.ends_at:
+        return slot.weekday == weekday and slot.starts_at <= clock < slot.ends_at
+    # Overnight (or a whole day when start and end are equal): from the start on its own day
+    # until the end on the next.
+    return ((slot.weekday == weekday and clock >= slot.starts_at)
+            or (slot.weekday == (weekday - 1) % 7 and clock < slot.ends_at))
+
+
+def on_duty_staff(tenant: Tenant, now: datetime) -> list[User]:
+    """The tenant's active staff on duty at `now`: by the rota when there is one, else those
+    marked 当番 on the staff page."""
+    users = {u.id: u for u in db.session.scalars(select(User).where(
+        User.tenant_id == tenant.id, User.active.is_(True)).order_by(User.id))}
+    slots = rota()
+    if not slots:
+        return [u for u in users.values() if u.on_duty]
+    local = now.astimezone(tenant.zone)
+    clock = local.time().replace(tzinfo=None)
+    chosen = {s.user_id for s in slots if _covers(s, local.weekday(), clock)}
+    return [u for user_id, u in users.items() if user_id in chosen]
+
+
+def reachable(user: User) -> bool:
+    """Whether the staff step has any way to reach this person on this tenant's channels."""
+    tenant = db.session.get(Tenant, user.tenant_id)
+    return tenant is not None and first_working(
+        tenant, STAFF_CHANNELS, user.phone, user.line_user_id) is not None
+
+
+STAFF_CHANNELS = ("line", "sms", "voice")
+
+
+def unreachable_steps(tenant: Tenant, now: datetime) -> dict[str, str]:
+    """Alert-step targets that would reach nobody at `now`, as codes for the chain editor:
+    staff `nobody_on_duty` or `no_address`, group_leader `no_leader`; contacts are
+    `per_resident` (whether anyone is reached depends on each resident's contacts)."""
+    found = {"contacts": "per_resident"}
+    listed = [(p.get("channels") or STAFF_CHANNELS, p.get("phone"), p.get("line_user_id"))
+              for p in tenant.on_duty or []]
+    on_duty = [(STAFF_CHANNELS, u.phone, u.line_user_id) for u in on_duty_staff(tenant, now)]
+    if not on_duty and not listed:
+        found["staff"] = "nobody_on_duty"
+    elif not any(first_working(tenant, channels, phone, line) for channels, phone, line
+                 in on_duty + listed):
+        found["staff"] = "no_address"
+    led = db.session.scalar(select(Group.id).where(or_(
+        Group.leader_resident_id.is_not(None), Group.leader_phone.is_not(None),
+        Group.leader_line_user_id.is_not(None))).limit(1))
+    if led is None:
+        found["group_leader"] = "no_leader"
+    return found

@@ -204,3 +204,31 @@ def test_the_chain_editor_warns_of_steps_that_reach_nobody(live_server, page, ci
     page.get_by_role("main").get_by_role("link", name="リーダーへ").click()
     expect(page.locator("fieldset.step").nth(0).locator(".step-note")).to_contain_text(
         "リーダーが設定されたグループがない")
+
+
+def test_another_tenants_rota_and_staff_are_not_found(clean_app, city, people, make_tenant,
+                                                      make_user):
+    """Can another tenant's admin delete this city's rota lines, put its staff on duty or on
+    its own rota, by putting their ids in the URL or the form?"""
+    admin = _admin(clean_app, people["admin"])
+    assert _add_to_rota(clean_app, admin, "tanaka@city.hachioji.jp", 0, "08:30", "17:15").status_code == 302
+    with clean_app.app_context(), bind_tenant(city.id):
+        [slot] = staff_service.rota()
+        slot_id = slot.id
+    tanaka_id = _user_id(clean_app, "tanaka@city.hachioji.jp")
+    other = make_tenant("tachikawa", "立川市")
+    stranger = _admin(clean_app, make_user("admin@city.tachikawa.jp", "admin", other.id))
+    token = _token(stranger, "/t/tachikawa/staff/")
+    assert stranger.post(f"/t/tachikawa/staff/rota/{slot_id}/delete",
+                         data={"csrf_token": token}).status_code == 404
+    assert stranger.post(f"/t/tachikawa/staff/{tanaka_id}/duty", data={
+        "csrf_token": token, "phone": "080-9999-9999", "on_duty": "1"}).status_code == 404
+    assert stranger.post("/t/tachikawa/staff/rota", data={
+        "csrf_token": token, "user_id": tanaka_id, "weekday": 0, "starts_at": "08:30",
+        "ends_at": "17:15"}).status_code == 422
+    with clean_app.app_context(), bind_tenant(city.id):
+        assert [s.id for s in staff_service.rota()] == [slot_id]
+        tanaka = db.session.get(User, tanaka_id)
+        assert (tanaka.phone, tanaka.on_duty) == (None, False)
+    with clean_app.app_context(), bind_tenant(other.id):
+        assert staff_service.rota() == []

@@ -8,7 +8,7 @@ from functools import wraps
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, g, redirect, request, session, url_for
-from flask_login import LoginManager, current_user, login_user
+from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlalchemy import select
 
 from mimamori.extensions import csrf, db
@@ -73,10 +73,12 @@ def sign_in(user: User) -> None:
 
 
 def sign_out() -> None:
+    """ログアウト: the server-side session ends, so a copy of the cookie opens nothing."""
     token = session.get(SESSION_TOKEN)
     if isinstance(token, str):
         staff_service.end_session(token, utcnow())
         db.session.commit()
+    logout_user()
     session.clear()
 
 

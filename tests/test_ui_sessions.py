@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from mimamori.extensions import db
 from mimamori.proxies import client_address
+from mimamori.settings import SettingsError, load_settings
 from tenants.models import StaffSession
 from tests.fixtures.browser import PASSWORD, sign_in
 
@@ -230,3 +231,19 @@ def test_the_session_records_the_forwarded_client_address(clean_app, tenant, mak
 def test_the_client_is_the_right_most_untrusted_hop(peer, forwarded, client):
     """Is the client's address the right-most hop that is not one of our proxies?"""
     assert client_address(peer, forwarded, ("10.0.0.0/8", "fd00::/8")) == client
+
+
+def test_trusted_proxies_and_session_timeouts_are_read_from_the_environment(tmp_path):
+    """Are TRUSTED_PROXIES (CIDRs), SESSION_IDLE_MINUTES and SESSION_MAX_HOURS read, with no
+    proxy trusted by default, and a mistyped value refused at start-up rather than ignored?"""
+    defaults = load_settings(tmp_path, {})
+    assert (defaults.trusted_proxies, defaults.session_idle_minutes,
+            defaults.session_max_hours) == ((), 120, 12)
+    given = load_settings(tmp_path, {"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1,fd00::/8",
+                                     "SESSION_IDLE_MINUTES": "30", "SESSION_MAX_HOURS": "9"})
+    assert given.trusted_proxies == ("10.0.0.0/8", "192.168.1.1/32", "fd00::/8")
+    assert given.flask_config()["SESSION_IDLE_MINUTES"] == 30
+    for env in ({"TRUSTED_PROXIES": "10.0.0.0/33"}, {"TRUSTED_PROXIES": "gateway"},
+                {"SESSION_IDLE_MINUTES": "0"}, {"SESSION_MAX_HOURS": "twelve"}):
+        with pytest.raises(SettingsError):
+            load_settings(tmp_path, env)

@@ -10,7 +10,7 @@ from flask_login.utils import _create_identifier
 from playwright.sync_api import expect
 from werkzeug.exceptions import ServiceUnavailable
 
-from tests.fixtures.browser import sign_in
+from tests.fixtures.browser import screenshot, sign_in
 from wsgi import create_app
 
 SECRET_DETAIL = "山田 花子 090-1234-5678 at the bottom of the stack"
@@ -27,6 +27,7 @@ def test_an_unknown_page_is_a_japanese_404_with_a_way_home(live_server, page, te
     expect(page.get_by_role("heading", name=re.compile("ページが見つかりません"))).to_be_visible()
     expect(page.get_by_role("button", name="ログアウト")).to_be_visible()  # the usual header
     assert "Not Found" not in page.content()
+    screenshot(page, "error-404")
     page.get_by_role("link", name="ホームへ戻る").click()
     expect(page.get_by_role("heading", name="きょうの安否確認")).to_be_visible()
 
@@ -44,6 +45,7 @@ def test_a_stale_form_is_a_japanese_400_with_a_way_home(live_server, page, tenan
     expect(page.get_by_role("heading", name=re.compile("ページの有効期限が切れました"))).to_be_visible()
     expect(page.get_by_text("ページを読み込み直してから")).to_be_visible()
     assert "Bad Request" not in page.content() and "CSRF" not in page.content()
+    screenshot(page, "error-400-csrf")
     page.get_by_role("link", name="ホームへ戻る").click()
     expect(page.get_by_role("heading", name="きょうの安否確認")).to_be_visible()
 

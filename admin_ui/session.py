@@ -37,6 +37,10 @@ def init_app(app: Flask, login_manager: LoginManager) -> None:
 SESSION_TOKEN = "sid"  # the key of the server-side session's token in the signed cookie
 
 
+def _lifetime() -> timedelta:
+    return timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+
+
 def _load_user(key: str) -> User | None:
     """The signed-in user, while their server-side session lives (not signed out, revoked or
     timed out): a copy of the cookie taken before ログアウト opens nothing."""
@@ -49,10 +53,9 @@ def _load_user(key: str) -> User | None:
     token = session.get(SESSION_TOKEN)
     if not isinstance(token, str):
         return None
-    config = current_app.config
     found = staff_service.live_session(
-        token, user.id, utcnow(), idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
-        lifetime=timedelta(hours=config["SESSION_MAX_HOURS"]))
+        token, user.id, utcnow(), idle=timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]),
+        lifetime=_lifetime())
     if found is None:
         return None
     if db.session.is_modified(found):
@@ -67,7 +70,8 @@ def sign_in(user: User) -> None:
         staff_service.end_session(previous, utcnow())  # this browser's last session ends here
     session.clear()
     token = staff_service.start_session(user, ip=request.remote_addr,
-                                        user_agent=request.user_agent.string, now=utcnow())
+                                        user_agent=request.user_agent.string, now=utcnow(),
+                                        lifetime=_lifetime())
     login_user(user)
     session[SESSION_TOKEN] = token
 

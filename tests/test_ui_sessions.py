@@ -128,6 +128,7 @@ def test_a_session_ends_when_idle_or_too_old(clean_app, tenant, make_user):
     with clean_app.app_context():
         first, second = db.session.scalars(select(StaffSession).order_by(
             StaffSession.created_at)).all()
+        first_id, second_id = first.id, second.id
         away = timedelta(minutes=config["SESSION_IDLE_MINUTES"], seconds=1)
         db.session.execute(update(StaffSession).where(StaffSession.id == first.id).values(
             last_seen_at=first.last_seen_at - away))
@@ -137,6 +138,11 @@ def test_a_session_ends_when_idle_or_too_old(clean_app, tenant, make_user):
         db.session.commit()
     assert idle.get("/t/musashino/").status_code == 302
     assert old.get("/t/musashino/").status_code == 302
+    # Signing in again forgets the sessions that can no longer be used, addresses and all.
+    assert _login(_client(clean_app), login.email, PASSWORD).status_code == 302
+    with clean_app.app_context():
+        kept = set(db.session.scalars(select(StaffSession.id)))
+    assert second_id not in kept and first_id in kept and len(kept) == 2
 
 
 def test_one_mistyping_person_does_not_lock_out_a_colleague(clean_app, tenant, make_user):

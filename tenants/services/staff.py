@@ -200,8 +200,12 @@ def _session_id(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(user: User, *, ip: str | None, user_agent: str | None, now: datetime) -> str:
-    """A new session for a user who just gave their password; returns the cookie's token."""
+def start_session(user: User, *, ip: str | None, user_agent: str | None, now: datetime,
+                  lifetime: timedelta) -> str:
+    """A new session for a user who just gave their password; returns the cookie's token.
+    The user's sessions older than `lifetime` (live no more) are forgotten, address and all."""
+    db.session.execute(delete(StaffSession).where(StaffSession.user_id == user.id,
+                                                  StaffSession.created_at < now - lifetime))
     token = secrets.token_urlsafe(32)
     db.session.add(StaffSession(id=_session_id(token), user_id=user.id, created_at=now,
                                 last_seen_at=now, ip=(ip or "")[:45] or None,

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from mimamori import logging as logs
+from mimamori import proxies
 from mimamori.extensions import current_session, db, migrate
 from mimamori.settings import engine_options, load_settings
 
@@ -22,6 +23,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     app.config.update(settings.flask_config())
     app.config.update(overrides or {})
     logs.init_app(app)
+    proxies.init_app(app)
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
     )

@@ -21,7 +21,9 @@ WEEKDAYS_JA = "月火水木金土日"
 
 
 def select_locale() -> str:
-    if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
+    # A server error's page asks nothing of the database (the failure may be the database).
+    if (not g.get("bare_page") and current_user and current_user.is_authenticated
+            and current_user.locale in LOCALES):
         return current_user.locale
     return session.get("locale") if session.get("locale") in LOCALES else "ja"
 

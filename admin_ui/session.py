@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Flask, abort, g, redirect, request, session, url_for
-from flask_login import LoginManager, current_user
+from flask import Blueprint, Flask, abort, current_app, g, redirect, request, session, url_for
+from flask_login import LoginManager, current_user, login_user, logout_user
 from sqlalchemy import select
 
 from mimamori.extensions import csrf, db
 from tenants import tenancy
 from tenants.models import Resident, ResidentAssignment, Tenant, User
+from tenants.services import staff as staff_service
+from tenants.types import utcnow
 
 # What each role may do on its tenant's pages; operators have their own console.
 PERMISSIONS = {
@@ -31,14 +34,62 @@ def init_app(app: Flask, login_manager: LoginManager) -> None:
     login_manager.user_loader(_load_user)
 
 
+SESSION_TOKEN = "sid"  # the key of the server-side session's token in the signed cookie
+
+
+def _lifetime() -> timedelta:
+    return timedelta(hours=current_app.config["SESSION_MAX_HOURS"])
+
+
 def _load_user(key: str) -> User | None:
+    """The signed-in user, while their server-side session lives (not signed out, revoked or
+    timed out): a copy of the cookie taken before ログアウト opens nothing."""
     user_id = key.partition(".")[0]
-    if not user_id.isdigit():
+    if not user_id.isdigit() or len(user_id) > 18:
         return None
     user = db.session.get(User, int(user_id))
     if user is None or not user.active or user.get_id() != key:
         return None  # the password changed since this session began
+    token = session.get(SESSION_TOKEN)
+    if not isinstance(token, str):
+        return None
+    found = staff_service.live_session(
+        token, user.id, utcnow(), idle=timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]),
+        lifetime=_lifetime())
+    if found is None:
+        return None
+    if db.session.is_modified(found):
+        db.session.commit()  # last_seen_at, at most once a minute
     return user
+
+
+def sign_in(user: User) -> None:
+    """A new session (new cookie, new server-side row) for a user who gave their password."""
+    previous = session.get(SESSION_TOKEN)
+    if isinstance(previous, str):
+        staff_service.end_session(previous, utcnow())  # this browser's last session ends here
+    session.clear()
+    token = staff_service.start_session(user, ip=request.remote_addr,
+                                        user_agent=request.user_agent.string, now=utcnow(),
+                                        lifetime=_lifetime())
+    login_user(user)
+    session[SESSION_TOKEN] = token
+
+
+def sign_out() -> None:
+    """ログアウト: the server-side session ends, so a copy of the cookie opens nothing."""
+    token = session.get(SESSION_TOKEN)
+    if isinstance(token, str):
+        staff_service.end_session(token, utcnow())
+        db.session.commit()
+    logout_user()
+    session.clear()
+
+
+def end_other_sessions(user: User) -> int:
+    """After a new second factor: every other browser is signed out."""
+    token = session.get(SESSION_TOKEN)
+    return staff_service.end_sessions(user, utcnow(), keep=token if isinstance(token, str) else None)
 
 
 def fully_signed_in() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -32,6 +33,11 @@ class Settings:
     instance_path: Path
     # The metrics endpoint's own port: None when unset, 0 for none (see mimamori.metrics).
     metrics_port: int | None = None
+    # Reverse proxies whose X-Forwarded-For is believed (CIDRs); none by default.
+    trusted_proxies: tuple[str, ...] = ()
+    # A dashboard session ends after this long without a request, and this long after sign-in.
+    session_idle_minutes: int = 120
+    session_max_hours: int = 12
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -50,6 +56,9 @@ class Settings:
             "LINE_DATA_API_BASE_URL": self.line_data_api_base_url,
             "TWILIO_API_BASE_URL": self.twilio_api_base_url,
             "METRICS_PORT": self.metrics_port,
+            "TRUSTED_PROXIES": self.trusted_proxies,
+            "SESSION_IDLE_MINUTES": self.session_idle_minutes,
+            "SESSION_MAX_HOURS": self.session_max_hours,
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.is_production,
@@ -84,6 +93,29 @@ def _development_secret(instance_path: Path) -> str:
     key_file.write_text(key)
     key_file.chmod(0o600)
     return key
+
+
+def _trusted_proxies(text: str) -> tuple[str, ...]:
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(
+                f"TRUSTED_PROXIES must be comma-separated addresses or CIDRs (e.g. 10.0.0.0/8), "
+                f"not {part!r}") from None
+    return tuple(networks)
+
+
+def _positive(env: dict[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise SettingsError(f"{name} must be a whole number above 0, not {text!r}")
+    return int(text)
 
 
 def load_settings(instance_path: Path, env: dict[str, str] | None = None) -> Settings:
@@ -134,4 +166,7 @@ def load_settings(instance_path: Path, env: dict[str, str] | None = None) -> Set
         twilio_api_base_url=env.get("TWILIO_API_BASE_URL", "https://api.twilio.com").rstrip("/"),
         instance_path=instance_path,
         metrics_port=int(metrics_port) if metrics_port else None,
+        trusted_proxies=_trusted_proxies(env.get("TRUSTED_PROXIES", "")),
+        session_idle_minutes=_positive(env, "SESSION_IDLE_MINUTES", 120),
+        session_max_hours=_positive(env, "SESSION_MAX_HOURS", 12),
     )

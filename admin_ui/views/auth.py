@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 from urllib.parse import urlsplit
@@ -9,22 +10,59 @@ from urllib.parse import urlsplit
 import pyotp
 import qrcode
 import qrcode.image.svg
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import func, select
 
 from admin_ui.forms import CodeForm, LoginForm, PasswordForm
 from admin_ui.i18n import LOCALES
+from admin_ui.session import end_other_sessions, sign_in, sign_out
 from mimamori.extensions import csrf, db, limiter
 from tenants.models import Tenant, User
 from tenants.services.audit import record
-from tenants.services.staff import hash_password, verify_password
+from tenants.services.staff import end_sessions, hash_password, verify_password
 from tenants.types import utcnow
 
 blueprint = Blueprint("auth", __name__)
 ISSUER = "Mimamori"
+
+
+# Failed attempts are counted per account (whether or not it exists, so a 429 says nothing about
+# the address) and, with a much higher bound, per client address: a city's staff share one LGWAN
+# gateway, and one person mistyping must not lock out their colleagues.
+def _failed(response: Response) -> bool:
+    return response.status_code == 401
+
+
+def _account_key() -> str:
+    email = (request.form.get("email") or "").strip().lower()[:254]
+    return "account:" + hashlib.sha256(email.encode()).hexdigest()
+
+
+def _signed_in_account_key() -> str:
+    return f"account:{current_user.get_id() if current_user.is_authenticated else ''}"
+
+
+def _per_account() -> str:
+    return current_app.config["LOGIN_FAILURES_PER_ACCOUNT"]
+
+
+def _per_address() -> str:
+    return current_app.config["LOGIN_FAILURES_PER_ADDRESS"]
 
 
 def _safe_next(default: str) -> str:
@@ -51,20 +89,20 @@ def index() -> Any:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute; 50 per hour", methods=["POST"])
+@limiter.limit(_per_account, key_func=_account_key, methods=["POST"], deduct_when=_failed)
+@limiter.limit(_per_address, key_func=get_remote_address, methods=["POST"], deduct_when=_failed)
 def login() -> Any:
     form = LoginForm()
     if form.validate_on_submit():
         email = form.email.data.strip().lower()
         user = db.session.scalar(select(User).where(func.lower(User.email) == email))
-        if user is None or not user.active or not verify_password(user, form.password.data):
+        if not verify_password(user, form.password.data) or user is None or not user.active:
             record("auth.failed", tenant_id=user.tenant_id if user else None,
                    target=user, detail={"reason": "password"})
             db.session.commit()
             flash(_("メールアドレスまたはパスワードが違います。"), "error")
             return render_template("auth/login.html", form=form), 401
-        session.clear()  # a new session id for the signed-in user
-        login_user(user)
+        sign_in(user)
         user.last_login_at = utcnow()
         record("auth.login", tenant_id=user.tenant_id, target=user, user_id=user.id)
         db.session.commit()
@@ -77,7 +115,9 @@ def login() -> Any:
 
 
 @blueprint.route("/login/2fa", methods=["GET", "POST"])
-@limiter.limit("10 per minute", methods=["POST"])
+@limiter.limit(_per_account, key_func=_signed_in_account_key, methods=["POST"],
+               deduct_when=_failed)
+@limiter.limit(_per_address, key_func=get_remote_address, methods=["POST"], deduct_when=_failed)
 @login_required
 def second_factor() -> Any:
     if not current_user.totp_secret:
@@ -119,6 +159,7 @@ def setup_second_factor() -> Any:
             current_user.totp_secret = secret
             session.pop("totp_enrolment", None)
             session["second_factor"] = current_user.id
+            end_other_sessions(current_user)  # anyone signed in without it is signed out
             record("auth.totp_enrolled", tenant_id=current_user.tenant_id, target=current_user,
                    user_id=current_user.id)
             db.session.commit()
@@ -134,12 +175,16 @@ def setup_second_factor() -> Any:
 def change_password() -> Any:
     form = PasswordForm()
     if form.validate_on_submit():
-        current_user.password_hash = hash_password(form.password.data)
-        current_user.must_change_password = False
-        record("auth.password_changed", tenant_id=current_user.tenant_id, target=current_user,
-               user_id=current_user.id)
+        user = current_user._get_current_object()
+        user.password_hash = hash_password(form.password.data)
+        user.must_change_password = False
+        end_sessions(user, utcnow())  # whoever knew the old password is signed out everywhere
+        record("auth.password_changed", tenant_id=user.tenant_id, target=user, user_id=user.id)
+        second_factor = session.get("second_factor")
+        sign_in(user)  # a fresh session: the session key follows the new password
+        if second_factor == user.id:
+            session["second_factor"] = user.id
         db.session.commit()
-        login_user(current_user._get_current_object())  # the session key follows the new password
         flash(_("パスワードを変更しました。"), "success")
         return redirect(home_for(current_user))
     return render_template("auth/change_password.html", form=form)
@@ -148,8 +193,7 @@ def change_password() -> Any:
 @blueprint.post("/logout")
 def logout() -> Any:
     csrf.protect()
-    logout_user()
-    session.clear()
+    sign_out()
     return redirect(url_for("auth.login"))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
@@ -25,6 +25,8 @@ from schemas.policies import AlertChainIn
 from tenants.errors import DomainError
 from tenants.models import AlertChain, AlertStep, CheckPolicy
 from tenants.services import policies as service
+from tenants.services import staff as staff_service
+from tenants.types import utcnow
 
 blueprint = tenant_blueprint("chains", __name__)
 
@@ -34,6 +36,17 @@ CHANNELS = [("line", "LINE"), ("sms", "SMS"), ("voice", _l("電話"))]
 STEP_FIELDS = ("after_minutes", "target", "priority", "channel")
 NEW_CHAIN_ROWS = 4
 MAX_ROWS = 20
+# Why a step may reach nobody right now (codes from staff_service.unreachable_steps).
+REACH_NOTES = {
+    "nobody_on_duty": ("warning", _l(
+        "いま当番の職員がいないため、この段階は誰にも届かず飛ばされます。「職員」ページで当番か当番表を設定してください。")),
+    "no_address": ("warning", _l(
+        "いまの当番の職員に、連絡できる電話番号やLINEが登録されていません。「職員」ページで連絡先を登録してください。")),
+    "no_leader": ("warning", _l(
+        "リーダーが設定されたグループがないため、この段階は誰にも届かず飛ばされます。")),
+    "per_resident": ("info", _l(
+        "利用者ごとに登録された緊急連絡先に連絡します。該当する連絡先がない利用者では、この段階は飛ばされます。")),
+}
 
 
 def describe_step(step: AlertStep | dict[str, Any]) -> str:
@@ -98,9 +111,11 @@ def _editor(chain: AlertChain | None, name: str, rows: list[dict[str, str]], err
     if chain is not None:
         used_by = db.session.scalars(select(CheckPolicy.name).where(
             CheckPolicy.alert_chain_id == chain.id).order_by(CheckPolicy.name)).all()
+    reach = {target: REACH_NOTES[code] for target, code
+             in staff_service.unreachable_steps(g.tenant, utcnow()).items()}
     return render_template("chains/edit.html", chain=chain, name=name, rows=rows, errors=errors,
                            targets=TARGETS, channels=CHANNELS, used_by=used_by,
-                           max_rows=MAX_ROWS), status
+                           max_rows=MAX_ROWS, reach=reach), status
 
 
 def _submit(chain: AlertChain | None) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
@@ -17,9 +19,10 @@ from admin_ui.records import found_or_404
 from admin_ui.session import requires, tenant_blueprint
 from mimamori.extensions import db
 from schemas.tenants import StaffIn
-from tenants.errors import Conflict, NotFound
+from tenants.errors import Conflict, NotFound, ValidationFailed
 from tenants.models.staff import TENANT_ROLES
 from tenants.services import staff as staff_service
+from tenants.types import utcnow
 
 blueprint = tenant_blueprint("staff", __name__)
 
@@ -36,6 +39,18 @@ FIELD_MESSAGES = {
     "name": _l("氏名は200文字以内で入力してください。"),
 }
 SEARCH_LIMIT = 50
+WEEKDAY_LABELS = [_l("月曜日"), _l("火曜日"), _l("水曜日"), _l("木曜日"), _l("金曜日"), _l("土曜日"),
+                  _l("日曜日")]
+# The duty forms' fields, said the way staff read them.
+DUTY_MESSAGES = {
+    "phone": _l("電話番号の形式で入力してください(例: 090-1234-5678)。"),
+    "line_user_id": _l("LINEユーザーIDは U で始まる33文字です。"),
+    "user_id": _l("当番にする職員を選んでください(停止中のアカウントは選べません)。"),
+    "weekday": _l("曜日を選んでください。"),
+    "starts_at": _l("開始時刻を 08:30 のように入力してください。"),
+    "ends_at": _l("終了時刻を 17:15 のように入力してください。"),
+}
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
 class StaffForm(FlaskForm):
@@ -46,12 +61,92 @@ class StaffForm(FlaskForm):
                        default="staff")
 
 
+def _index(errors: dict[str, str] | None = None, entered: dict[str, str] | None = None,
+           status: int = 200) -> Any:
+    users = sorted(staff_service.tenant_staff(g.tenant.id),
+                   key=lambda u: (not u.active, TENANT_ROLES.index(u.role), u.email))
+    rota = staff_service.rota()
+    on_duty = staff_service.on_duty_staff(g.tenant, utcnow())
+    return render_template(
+        "staff/index.html", users=users, roles=ROLE_LABELS, rota=rota, weekdays=WEEKDAY_LABELS,
+        names={u.id: u.name or u.email for u in users}, on_duty=on_duty,
+        on_duty_ids={u.id for u in on_duty}, reachable=staff_service.reachable,
+        errors=errors or {}, entered=entered or {}), status
+
+
 @blueprint.get("/staff/")
 @requires("manage")
 def index() -> Any:
-    users = sorted(staff_service.tenant_staff(g.tenant.id),
-                   key=lambda u: (not u.active, TENANT_ROLES.index(u.role), u.email))
-    return render_template("staff/index.html", users=users, roles=ROLE_LABELS)
+    return _index()
+
+
+def _clock(name: str, errors: dict[str, str]) -> time | None:
+    match = _CLOCK.match(request.form.get(name, "").strip())
+    if match is None:
+        errors[name] = DUTY_MESSAGES[name]
+        return None
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+@blueprint.post("/staff/rota")
+@requires("manage")
+def add_duty() -> Any:
+    """A line of the weekly rota (当番表): who is on duty on a weekday between two times."""
+    errors: dict[str, str] = {}
+    entered = {name: request.form.get(name, "") for name in
+               ("user_id", "weekday", "starts_at", "ends_at")}
+    starts_at, ends_at = _clock("starts_at", errors), _clock("ends_at", errors)
+    weekday = entered["weekday"]
+    if not (weekday.isdigit() and int(weekday) in staff_service.WEEKDAYS):
+        errors["weekday"] = DUTY_MESSAGES["weekday"]
+    user = None
+    if entered["user_id"].isdigit() and len(entered["user_id"]) < 10:
+        try:
+            user = staff_service.tenant_user(g.tenant.id, int(entered["user_id"]))
+        except NotFound:
+            user = None
+    if user is None:
+        errors["user_id"] = DUTY_MESSAGES["user_id"]
+    if errors or user is None or starts_at is None or ends_at is None:
+        return _index(errors, entered, 422)
+    try:
+        staff_service.add_duty_slot(user, int(weekday), starts_at, ends_at, actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _index({name: DUTY_MESSAGES[name] for name in exc.errors}, entered, 422)
+    db.session.commit()
+    flash(_("当番表に %(who)s さん(%(day)s %(start)s〜%(end)s)を追加しました。",
+            who=user.name or user.email, day=WEEKDAY_LABELS[int(weekday)],
+            start=starts_at.strftime("%H:%M"), end=ends_at.strftime("%H:%M")), "success")
+    return redirect(url_for("staff.index") + "#rota-h")
+
+
+@blueprint.post("/staff/rota/<int:slot_id>/delete")
+@requires("manage")
+def remove_duty(slot_id: int) -> Any:
+    found_or_404(staff_service.remove_duty_slot, slot_id, current_user)
+    db.session.commit()
+    flash(_("当番表から1行削除しました。"), "success")
+    return redirect(url_for("staff.index") + "#rota-h")
+
+
+@blueprint.post("/staff/<int:user_id>/duty")
+@requires("manage")
+def set_duty(user_id: int) -> Any:
+    """How the staff step reaches this person, and whether they are on duty (当番)."""
+    user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)
+    try:
+        staff_service.set_contact(user, request.form.get("phone", ""),
+                                  request.form.get("line_user_id", ""), actor=current_user)
+        staff_service.set_on_duty(user, request.form.get("on_duty") == "1", actor=current_user)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        return _show(user, {name: DUTY_MESSAGES[name] for name in exc.errors},
+                     {name: request.form.get(name, "") for name in ("phone", "line_user_id")},
+                     422)
+    db.session.commit()
+    flash(_("当番と連絡先を保存しました。"), "success")
+    return redirect(url_for("staff.show", user_id=user.id))
 
 
 @blueprint.route("/staff/new", methods=["GET", "POST"])
@@ -82,7 +177,11 @@ def new() -> Any:
 @blueprint.get("/staff/<int:user_id>")
 @requires("manage")
 def show(user_id: int) -> Any:
-    user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)
+    return _show(found_or_404(staff_service.tenant_user, g.tenant.id, user_id))
+
+
+def _show(user: Any, errors: dict[str, str] | None = None, entered: dict[str, str] | None = None,
+          status: int = 200) -> Any:
     query = request.args.get("q", "").strip()
     assigned, found = [], []
     if user.role == "commissioner":
@@ -90,7 +189,9 @@ def show(user_id: int) -> Any:
         assigned = staff_service.residents_by_id(assigned_ids)
         found = staff_service.search_residents(query, exclude=assigned_ids, limit=SEARCH_LIMIT)
     return render_template("staff/show.html", user=user, roles=ROLE_LABELS, query=query,
-                           assigned=assigned, found=found, search_limit=SEARCH_LIMIT)
+                           assigned=assigned, found=found, search_limit=SEARCH_LIMIT,
+                           has_rota=bool(staff_service.rota()), errors=errors or {},
+                           entered=entered or {}), status
 
 
 @blueprint.post("/staff/<int:user_id>/password")

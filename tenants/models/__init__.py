@@ -15,7 +15,7 @@ from tenants.models.engine import (
 from tenants.models.groups import Group, GroupMember
 from tenants.models.policies import AlertChain, AlertStep, CheckPolicy
 from tenants.models.residents import Contact, Resident, ResidentPause
-from tenants.models.staff import ApiToken, ResidentAssignment, User
+from tenants.models.staff import ApiToken, DutySlot, ResidentAssignment, StaffSession, User
 from tenants.models.tenants import Tenant
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "CheckPolicy",
     "Contact",
     "Delivery",
+    "DutySlot",
     "EarthquakeTrigger",
     "Group",
     "GroupDigest",
@@ -40,6 +41,7 @@ __all__ = [
     "ResidentAssignment",
     "ResidentPause",
     "Round",
+    "StaffSession",
     "Tenant",
     "User",
     "WebhookEvent",

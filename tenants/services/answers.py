@@ -30,6 +30,7 @@ from tenants.models import (
     Incident,
     Resident,
     Tenant,
+    User,
     WebhookEvent,
 )
 from tenants.services import checks, deliveries, digests, incidents
@@ -376,6 +377,9 @@ def _recipient_name(tenant: Tenant, delivery: Delivery) -> str:
         return contact.name if contact else "緊急連絡先"
     if delivery.recipient_type == "leader":
         return _group_leader_name(delivery.recipient_id) or "グループリーダー"
+    if delivery.recipient_type == "staff_user":
+        user = db.session.get(User, delivery.recipient_id) if delivery.recipient_id else None
+        return user.name if user is not None and user.name else "担当職員"
     on_duty = tenant.on_duty or []
     index = delivery.recipient_id or 0
     return str(on_duty[index].get("name") or "担当職員") if index < len(on_duty) else "担当職員"

@@ -28,7 +28,7 @@ from tenants.models import (
     Resident,
     Tenant,
 )
-from tenants.services import deliveries
+from tenants.services import deliveries, staff
 from tenants.services.deliveries import delivery_row, insert_ignoring_duplicates, preferred
 from tenants.services.lookup import get_or_404
 from tenants.tenancy import bound_tenant_id
@@ -136,6 +136,7 @@ def _open_incidents(checks: list[Check], now: datetime, include_rounds: bool) ->
 
 
 def _person_targets(tenant: Tenant, incident: Incident, step: AlertStep, resident: Resident,
+                    now: datetime,
                     contacts_of: dict[int, list[Contact]] | None = None) -> list[dict[str, Any]]:
     """Everyone a step should reach: (type, id, name, channels, phone, line id).
 
@@ -173,7 +174,11 @@ def _person_targets(tenant: Tenant, incident: Incident, step: AlertStep, residen
                                 "channels": ["line", "sms", "voice"], "phone": group.leader_phone,
                                 "line_user_id": group.leader_line_user_id})
         return targets
-    return [{"type": "staff", "id": index, "name": person.get("name", "担当職員"),
+    # Staff on duty as the tenant's admins set it (当番, rota), then the operator's list.
+    return [{"type": "staff_user", "id": user.id, "name": user.name or "担当職員",
+             "channels": ["line", "sms", "voice"], "phone": user.phone,
+             "line_user_id": user.line_user_id} for user in staff.on_duty_staff(tenant, now)] + [
+            {"type": "staff", "id": index, "name": person.get("name", "担当職員"),
              "channels": person.get("channels") or ["line", "sms", "voice"],
              "phone": person.get("phone"), "line_user_id": person.get("line_user_id")}
             for index, person in enumerate(tenant.on_duty or [])]
@@ -191,14 +196,14 @@ def _fire_step(tenant: Tenant, incident: Incident, check: Check, step: AlertStep
         incident.escalated = True
         add_event(incident.id, "escalation", "職員対応が必要な案件になりました", now)
     rows = []
-    for person in _person_targets(tenant, incident, step, resident, contacts_of):
+    for person in _person_targets(tenant, incident, step, resident, now, contacts_of):
         choice = preferred(tenant, step.channel, person["channels"], person["phone"],
                            person["line_user_id"], person.get("blocked", False))
         if choice is None:
             add_event(incident.id, "skip", f"{person['name']}さんに届く連絡手段がありません", now)
             continue
         channel, address = choice
-        if person["type"] == "staff":
+        if person["type"] in ("staff", "staff_user"):
             body = messages.staff_text(tenant.name, resident.name)
         else:
             body = messages.alert_text(tenant.name, resident.name, channel,

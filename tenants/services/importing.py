@@ -647,7 +647,9 @@ def _write(rows: list[_Row]) -> None:
         # Link codes are unique per tenant, so one query pairs the new ids with their rows.
         ids = dict(db.session.execute(select(Resident.link_code, Resident.id)).tuples().all())
         resident_ids.update((row.number, ids[code]) for row, code in zip(created, codes, strict=True))
-    changes = [change for change in map(_resident_changes, rows) if change]
+    # Rows are locked in id order, as every other writer of many residents locks them.
+    changes = sorted((change for change in map(_resident_changes, rows) if change),
+                     key=lambda change: change["id"])
     if changes:
         db.session.execute(update(Resident), changes)
     _write_contacts(rows, resident_ids, tenant_id)
@@ -695,7 +697,7 @@ def _write_contacts(rows: list[_Row], resident_ids: dict[int, int], tenant_id: i
     if added:
         db.session.execute(insert(Contact).execution_options(render_nulls=True), added)
     if replaced:
-        db.session.execute(update(Contact), replaced)
+        db.session.execute(update(Contact), sorted(replaced, key=lambda change: change["id"]))
 
 
 def _write_memberships(rows: list[_Row], resident_ids: dict[int, int], tenant_id: int) -> None:

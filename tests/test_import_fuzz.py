@@ -74,7 +74,7 @@ def stored(app: Any, tenant_id: int) -> tuple[Any, ...]:
     return tuple(residents), contacts
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+@settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(raw=damaged_registers(), dry_run=st.booleans())
 def test_a_damaged_register_is_refused_whole_or_imported_whole(clean_app, tenant, raw, dry_run):

@@ -103,6 +103,15 @@ MALFORMED = {
 }
 
 
+@pytest.mark.parametrize("charset", ["rot13", "base64", "idna", "x-no-such-charset"])
+def test_a_charset_that_is_no_text_encoding_is_refused(tenant, charset):
+    """Is a Content-Type charset that names no text encoding a 400 rather than a server error?"""
+    response = upload(tenant, csv_text("氏名", "山田 花子"),
+                      content_type=f"text/csv; charset={charset}")
+    assert refused_at(response, 400) == [(1, None)]
+    assert charset in response.get_json()["detail"]
+
+
 @pytest.mark.parametrize("case", MALFORMED)
 def test_a_malformed_file_is_refused_on_its_row_with_nothing_written(tenant, case):
     """Does each kind of broken file answer a clear error naming the row (and column) at fault,

@@ -150,6 +150,10 @@ def decode_csv(raw: bytes, charset: str | None = None) -> str:
             raise UnreadableCsv(f"The body is not valid {charset} as its Content-Type says "
                                 f"(row {row}, byte {exc.start}); send UTF-8 or Shift_JIS.",
                                 row=row) from exc
+        except (LookupError, UnicodeError) as exc:
+            # A codec Python knows that is not a text encoding (base64, rot13, idna...).
+            raise UnreadableCsv(f"Unknown charset {charset!r} in the Content-Type; "
+                                "send UTF-8 or Shift_JIS.") from exc
     elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UnreadableCsv("The file is UTF-16 text (Excel's 'Unicode text'): save it as "
                             "'CSV UTF-8' or 'CSV (comma delimited)' (Shift_JIS) instead.")
@@ -182,7 +186,11 @@ def _guess(raw: bytes) -> str:
 
 def _row_of_byte(raw: bytes, offset: int, codec: str) -> int:
     # Neither UTF-8 nor CP932 uses the byte of "\n" inside a character, so lines count as bytes.
-    return _row_of_line(raw.decode(codec, errors="replace"), raw.count(b"\n", 0, offset) + 1)
+    line = raw.count(b"\n", 0, offset) + 1
+    try:
+        return _row_of_line(raw.decode(codec, errors="replace"), line)
+    except UnicodeError:  # a codec without a "replace" mode (idna): the line is the best guess
+        return line
 
 
 def _row_of_line(text: str, line: int) -> int:

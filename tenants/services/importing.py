@@ -79,6 +79,9 @@ CONTACT_COLUMNS = {"name": "contact_name", "phone": "contact_phone", "relation":
 # Excel's "Shift_JIS" is Microsoft's CP932 (①, 髙, ㈱); these IANA names Python does not know.
 _CP932_NAMES = {"shift_jis", "windows-31j", "x-sjis", "x-ms-cp932"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Where the csv module ends a physical line.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_LINE_END_BYTES = re.compile(rb"\r\n|\r|\n")
 
 
 class UnreadableCsv(DomainError):
@@ -161,7 +164,7 @@ def decode_csv(raw: bytes, charset: str | None = None) -> str:
         text = _guess(raw)
     control = _CONTROL.search(text)
     if control:
-        row = _row_of_line(text, text.count("\n", 0, control.start()) + 1)
+        row = _row_of_line(text, len(_LINE_END.findall(text, 0, control.start())) + 1)
         raise UnreadableCsv(f"The file holds the control character {control.group()!r} in row "
                             f"{row}: it is not CSV text in UTF-8 or Shift_JIS (UTF-16 without a "
                             "BOM, or binary data?).", row=row)
@@ -185,8 +188,8 @@ def _guess(raw: bytes) -> str:
 
 
 def _row_of_byte(raw: bytes, offset: int, codec: str) -> int:
-    # Neither UTF-8 nor CP932 uses the byte of "\n" inside a character, so lines count as bytes.
-    line = raw.count(b"\n", 0, offset) + 1
+    # Neither UTF-8 nor CP932 uses the bytes of CR or LF inside a character.
+    line = len(_LINE_END_BYTES.findall(raw, 0, offset)) + 1
     try:
         return _row_of_line(raw.decode(codec, errors="replace"), line)
     except UnicodeError:  # a codec without a "replace" mode (idna): the line is the best guess
@@ -202,7 +205,7 @@ def _row_of_line(text: str, line: int) -> int:
             if reader.line_num >= line:
                 return number
     except csv.Error:
-        return number + 1
+        pass  # the record that cannot be read is the next one
     return number + 1
 
 
@@ -249,8 +252,8 @@ def _broken_record(text: str, row: int, line: int, reason: str) -> tuple[int, in
     pos = sum(len(physical) for physical in lines[:line - 1])
     cell = 0
     while True:
-        match = _QUOTED.match(text, pos) if text.startswith('"', pos) else None
         if text.startswith('"', pos):
+            match = _QUOTED.match(text, pos)
             if match is None:
                 return row, cell, UNCLOSED_QUOTE
             if text[match.end():match.end() + 1] not in ("", ",", "\r", "\n"):
@@ -655,7 +658,7 @@ def _write(rows: list[_Row]) -> None:
         # Link codes are unique per tenant, so one query pairs the new ids with their rows.
         ids = dict(db.session.execute(select(Resident.link_code, Resident.id)).tuples().all())
         resident_ids.update((row.number, ids[code]) for row, code in zip(created, codes, strict=True))
-    # Rows are locked in id order, as every other writer of many residents locks them.
+    # In id order: two writers of the same residents then take their row locks in one order.
     changes = sorted((change for change in map(_resident_changes, rows) if change),
                      key=lambda change: change["id"])
     if changes:

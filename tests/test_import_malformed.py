@@ -91,6 +91,7 @@ MALFORMED = {
                                        422, [(2, "phone")]),
     "a NUL byte": (csv_text("氏名,電話番号", "山田 花子,090-1234-5678", "鈴木\x00一郎,"), 400,
                    [(3, None)]),
+    "a NUL byte in a file with CR line ends": ("氏名\r山田 花子\r鈴木\x00一郎\r", 400, [(3, None)]),
     "bytes neither UTF-8 nor Shift_JIS": (UTF8_THEN_BROKEN, 400, [(3, None)]),
     "an empty file": (b"", 400, [(1, None)]),
     "only blank rows": ("\ufeff\r\n,,\r\n", 400, [(1, None)]),

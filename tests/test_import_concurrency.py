@@ -11,6 +11,9 @@ import pytest
 from flask import Flask
 
 from mimamori.extensions import db
+from tenants.errors import Conflict
+from tenants.services import importing
+from tenants.tenancy import bind_tenant
 from tests.fixtures.api import Api
 from tests.fixtures.engine import at_once
 from tests.test_import import IMPORT, csv_text, ok, upload
@@ -74,6 +77,21 @@ def test_the_same_file_imported_twice_at_once_registers_each_resident_once(clean
     found = residents_by_number(tenant)
     assert len(found) == 200
     assert all(len(resident["contacts"]) == 1 for resident in found.values())
+
+
+def test_an_import_kept_waiting_too_long_is_refused_with_nothing_written(clean_app, tenant):
+    """While another import of the city has not finished, is one that has waited its limit
+    refused with a clear 409 (nothing written), and does the same file import afterwards?"""
+    body = register(range(3)).encode()
+    with clean_app.app_context(), bind_tenant(tenant.id):
+        assert importing.import_residents(body).created == 3  # not committed yet: still running
+        with clean_app.app_context(), bind_tenant(tenant.id):
+            with pytest.raises(Conflict, match="still running"):
+                importing.import_residents(body, wait="200ms")
+            db.session.rollback()
+        db.session.rollback()
+    answer = ok(upload(tenant, body))
+    assert (answer["created"], answer["updated"]) == (3, 0)
 
 
 def test_imports_of_two_tenants_at_once_both_succeed(clean_app, make_tenant):

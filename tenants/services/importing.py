@@ -570,10 +570,12 @@ class _Importer:
             self.field_error(number, CONTACT_COLUMNS[key], messages, values)
 
 
-def import_residents(raw: bytes, charset: str | None = None, dry_run: bool = False) -> ImportResult:
+def import_residents(raw: bytes, charset: str | None = None, dry_run: bool = False,
+                     wait: str = IMPORT_LOCK_TIMEOUT) -> ImportResult:
     """Check the whole file, then write it in the session's transaction only if no row has an error.
 
-    The caller commits; with errors, or on a dry run, nothing has been written.
+    The caller commits; with errors, or on a dry run, nothing has been written. A writing import
+    waits up to `wait` (a PostgreSQL interval) for the tenant's other import to finish.
     """
     result = ImportResult(dry_run=dry_run)
     records = _records(decode_csv(raw, charset))
@@ -596,7 +598,7 @@ def import_residents(raw: bytes, charset: str | None = None, dry_run: bool = Fal
                        f"split it into files of at most {MAX_ROWS} rows.")
         return result
     if not dry_run:
-        _one_import_at_a_time()
+        _one_import_at_a_time(wait)
     importer.load_lookups()
     for number, cells in data:
         importer.read_row(number, cells)
@@ -615,19 +617,18 @@ def import_residents(raw: bytes, charset: str | None = None, dry_run: bool = Fal
     return result
 
 
-def _one_import_at_a_time() -> None:
+def _one_import_at_a_time(wait: str) -> None:
     """Wait for the tenant's other import to commit, so that this one reads what it wrote.
 
     Two imports of one register at once would otherwise both create the same residents, or
     update the same rows in opposite orders and deadlock. The lock is PostgreSQL's
     transaction-scoped advisory lock, released by the caller's commit or rollback; SQLite lets
-    one writer at a time in anyway. Past IMPORT_LOCK_TIMEOUT the import gives up with a 409.
+    one writer at a time in anyway. Past `wait` the import gives up with a 409.
     """
     if db.session.get_bind().dialect.name != "postgresql":
         return
     previous = db.session.scalar(text("SELECT current_setting('lock_timeout')"))
-    db.session.execute(text("SELECT set_config('lock_timeout', :wait, true)"),
-                       {"wait": IMPORT_LOCK_TIMEOUT})
+    db.session.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": wait})
     try:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:space, :tenant)"),
                            {"space": _IMPORT_LOCK_SPACE, "tenant": bound_tenant_id()})

@@ -80,13 +80,37 @@ _PATTERNS: list[tuple[re.Pattern[str], _Say]] = [(re.compile(pattern), say) for 
     (r"The file is UTF-16 text .*",
      lambda m: _("UTF-16(Unicode テキスト)のファイルです。"
                  "Excelで「CSV UTF-8」か「CSV(コンマ区切り)」で保存してください。")),
-    (r"The file is neither UTF-8 nor Shift_JIS .*|The file holds the control character .*",
-     lambda m: _("UTF-8 でも Shift_JIS でもないファイルです。"
-                 "Excelで「CSV UTF-8」か「CSV(コンマ区切り)」で保存してください。")),
+    (r"The file is neither UTF-8 nor Shift_JIS \(CP932\) text \(row (\d+) cannot be read\).*",
+     lambda m: _("%(row)s行目が UTF-8 でも Shift_JIS でも読めません。"
+                 "Excelで「CSV UTF-8」か「CSV(コンマ区切り)」で保存してください。", row=m[1])),
+    (r"The file holds the control character \S+ in row (\d+): .*",
+     lambda m: _("%(row)s行目に制御文字(NULなど)があり、CSVのテキストではないようです。"
+                 "Excelで「CSV UTF-8」か「CSV(コンマ区切り)」で保存してください。", row=m[1])),
+    (r"The body is not valid (\S+) as its Content-Type says \(row (\d+), byte \d+\).*",
+     lambda m: _("%(row)s行目が %(charset)s として読めません。", row=m[2], charset=m[1])),
     (r"The file is empty: it has no header row\.|The body is empty: .*",
      lambda m: _("ファイルが空です。1行目に見出しのあるCSVファイルを選んでください。")),
-    (r"The CSV cannot be read near line (\d+): .*",
-     lambda m: _("%(line)s行目付近がCSVとして読めません(引用符 \" の閉じ忘れなど)。", line=m[1])),
+    (r"The file has a header row but no residents below it\.",
+     lambda m: _("見出しの行だけで、利用者の行がありません。")),
+    (r"More than (\d+) residents in one file: .*",
+     lambda m: _("1つのファイルで取り込めるのは%(n)s人までです。ファイルを分けてください。", n=m[1])),
+    (r'The quote \(\"\) that opens this cell is never closed, .*',
+     lambda m: _("この欄の始めの引用符 \" が閉じられていないため、これより後の行が読めません。"
+                 "引用符を閉じるか、欄の中の \" は \"\" と2つ続けて書いてください。")),
+    (r'Text follows the closing quote \(\"\) of this cell: .*',
+     lambda m: _("引用符 \" で囲んだ後ろに文字が続いています。"
+                 "欄の中の \" は \"\" と2つ続けて書くか、欄全体を \" で囲んでください。")),
+    (r"A cell is longer than (\d+) characters\.",
+     lambda m: _("%(n)s文字を超える欄があります。", n=m[1])),
+    (r"The row cannot be read as CSV: .*", lambda m: _("この行はCSVとして読めません。")),
+    (r'(Longer than (\d+) characters|Lines inside this cell look like rows of the file|'
+     r'A line break inside this cell): is a closing quote \(\"\) missing in this row\?',
+     lambda m: (_("%(n)s文字を超えています。", n=m[2]) if m[2]
+                else _("欄の中に、ほかの行のような改行とコンマがあります。") if m[1].startswith("Lines")
+                else _("欄の中に改行があります。"))
+     + _("この行で引用符 \" の閉じ忘れはありませんか?")),
+    (r"Another import for this tenant is still running; try again in a minute\.",
+     lambda m: _("ほかの取り込みを実行中です。1分ほど待ってから、もう一度お試しください。")),
     (r"These residents changed while the file was imported; import it again\.",
      lambda m: _("取り込み中に利用者が変更されました。もう一度取り込んでください。")),
 ]]

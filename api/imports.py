@@ -78,9 +78,12 @@ class ResidentImport(MethodView):
     @blp.arguments(ImportArgs, location="query")
     @blp.doc(requestBody=CSV_BODY)
     @blp.response(200, ImportOut)
+    @blp.alt_response(400, schema=ImportOut, content_type=PROBLEM_JSON,
+                      description="The body is not CSV text in UTF-8 or Shift_JIS, or is empty "
+                                  "(problem+json with these keys too); nothing was written.")
     @blp.alt_response(422, schema=ImportOut, content_type=PROBLEM_JSON,
-                      description="Some rows have errors (problem+json with these keys too); "
-                                  "nothing was written.")
+                      description="Some rows have errors, or the file's structure is broken "
+                                  "(problem+json with these keys too); nothing was written.")
     def post(self, args: dict[str, Any]) -> Any:
         """Create and update residents from a CSV export of the city's register, all or nothing.
 
@@ -91,13 +94,25 @@ class ResidentImport(MethodView):
         upload = _upload()
         if isinstance(upload, Response):
             return upload
-        result = importing.import_residents(*upload, dry_run=args["dry_run"])
+        try:
+            result = importing.import_residents(*upload, dry_run=args["dry_run"])
+        except importing.UnreadableCsv as exc:
+            return _unreadable(exc, args["dry_run"])
         if result.errors:
             return _rows_refused(result)
         if not result.dry_run:
             audit("resident.import", detail={"created": result.created, "updated": result.updated})
             db.session.commit()
         return result.as_dict()
+
+
+def _unreadable(exc: importing.UnreadableCsv, dry_run: bool) -> Response:
+    """A file that is not CSV text at all, in the import's own shape: one error, on its row."""
+    result = importing.ImportResult(dry_run=dry_run)
+    result.add_error(exc.row or 1, None, exc.message)
+    body = {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": exc.message,
+            **result.as_dict()}
+    return Response(json.dumps(body, ensure_ascii=False), 400, mimetype=PROBLEM_JSON)
 
 
 def _rows_refused(result: importing.ImportResult) -> Response:

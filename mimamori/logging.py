@@ -4,7 +4,9 @@ Every module logs through the standard library (`logging.getLogger(__name__)`); 
 the records once, on standard error, with what is bound to the current request or job:
 `request_id` (from X-Request-ID or made up, and echoed on the response), `tenant` (the slug) and
 `job_id`. Log lines carry ids, slugs and outcomes; names, phone numbers and message texts are
-never logged, and anything that looks like a phone number is masked as a last line of defence.
+never logged. As a last line of defence, at any depth of a log line (`webhook.tenant`, dicts in
+dicts, lists of dicts): fields named like a secret or personal data are masked whole, and
+anything that looks like a phone number is masked inside any text.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -39,13 +41,50 @@ QUIET_LOGGERS = {"twilio.http_client": logging.WARNING}
 # E.164 (+819012345678) and Japanese domestic numbers with or without hyphens (090-1234-5678).
 _PHONE = re.compile(r"\+\d{9,15}\b|(?<![\w.:-])0\d{1,4}-\d{1,4}-\d{3,4}(?![\w-])|(?<![\w.:-])0\d{9,10}(?!\w)")
 
+# Fields whose values are masked whole wherever they are nested; a dotted key such as
+# `twilio.auth_token` counts by its last part.
+SECRET_FIELDS = frozenset({
+    "password", "secret", "token", "authorization", "cookie", "api_key", "auth_token",
+    "access_token", "channel_secret", "channel_access_token", "totp_secret", "link_code",
+})
+SECRET_SUFFIXES = ("_password", "_secret", "_token")
+PERSONAL_FIELDS = frozenset({
+    "name", "name_kana", "phone", "email", "address", "birth_date", "line_user_id", "text",
+    "body", "relation_note", "notes", "access_notes",
+})
+MASKED = "[masked]"
+# Deeper than any log line we write: past it a structure is cut rather than walked for ever.
+_MAX_DEPTH = 16
+
 _configured: tuple[bool, int] | None = None
 
 
-def _mask_phones(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
+def _masks_whole(key: object) -> bool:
+    if not isinstance(key, str):
+        return False
+    leaf = key.rsplit(".", 1)[-1].lower()
+    return leaf in SECRET_FIELDS or leaf in PERSONAL_FIELDS or leaf.endswith(SECRET_SUFFIXES)
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    """`value` with secret and personal fields masked and phone numbers hidden, at any depth."""
+    if isinstance(value, str):
+        return _PHONE.sub("[phone]", value)
+    if depth >= _MAX_DEPTH and isinstance(value, Mapping | list | tuple | set | frozenset):
+        return "[too deep]"
+    if isinstance(value, Mapping):
+        return {key: MASKED if _masks_whole(key) else _masked(nested, depth + 1)
+                for key, nested in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(nested, depth + 1) for nested in value]
+    return value
+
+
+def _mask_personal_data(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
     for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = _PHONE.sub("[phone]", value)
+        if key == "exc_info":
+            continue  # the console renderer formats it; JSON lines have it as text already
+        event_dict[key] = MASKED if _masks_whole(key) else _masked(value)
     return event_dict
 
 
@@ -83,7 +122,7 @@ def formatter(json_lines: bool, colors: bool = False) -> logging.Formatter:
         final.append(structlog.processors.format_exc_info)
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_shared_processors(),
-        processors=[*final, _mask_phones, renderer],
+        processors=[*final, _mask_personal_data, renderer],
     )
 
 

@@ -343,13 +343,6 @@ def test_an_empty_body_is_refused(tenant):
         assert "empty" in response.get_json()["detail"]
 
 
-def test_a_header_only_file_imports_nothing(tenant):
-    """Does a register with a header and no residents succeed with nothing created?"""
-    body = ok(upload(tenant, csv_text("氏名,電話番号", ",")))
-    assert (body["created"], body["updated"]) == (0, 0)
-    assert residents(tenant) == []
-
-
 def test_an_unknown_or_missing_header_is_refused(tenant):
     """Is a mistyped header an error on row 1 naming it, and a file without 氏名 refused?"""
     response = upload(tenant, csv_text("氏名,電話番号,でんわ", "山田 花子,090-1234-5678,"))

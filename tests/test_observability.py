@@ -289,3 +289,39 @@ def test_a_bad_metrics_port_stops_with_a_clear_message(tmp_path: Path) -> None:
         load_settings(tmp_path, {"METRICS_PORT": "abc"})
     assert load_settings(tmp_path, {"METRICS_PORT": "0"}).metrics_port == 0
     assert load_settings(tmp_path, {}).metrics_port is None
+
+
+def test_nested_fields_are_masked_at_any_depth(json_logs):
+    """Do secrets and personal data nested in a log line's fields (dicts in dicts, lists of dicts,
+    dotted keys) stay out of the log, while the ids around them remain readable?"""
+    logging.getLogger("tests").info("nested", extra={
+        "webhook": {"provider": "line", "tenant": "09055550123", "result": "rejected"},
+        "webhook.tenant": "+819055550123",
+        "twilio": {"account_sid": "AC123", "auth_token": "tok-nested-secret",
+                   "deeper": {"channel_secret": "cs-nested-secret", "ids": [1, 2]}},
+        "contacts": [{"id": 7, "name": CONTACT_NAME, "phone": CONTACT_PHONE},
+                     {"id": 8, "notes": FREE_TEXT}],
+        "recipients": [["+818055550456", "080-5555-0456"]],
+        "line.channel_access_token": "cat-nested-secret",
+    })
+    everything = json_logs.getvalue()
+    for secret in ("9055550123", "tok-nested-secret", "cs-nested-secret", CONTACT_NAME,
+                   CONTACT_PHONE, CONTACT_E164, "8055550456", FREE_TEXT, "cat-nested-secret"):
+        assert secret not in everything, f"{secret!r} is in the logs"
+    [line] = [json.loads(text) for text in everything.splitlines()]
+    assert line["webhook"] == {"provider": "line", "tenant": "[phone]", "result": "rejected"}
+    assert line["twilio"]["account_sid"] == "AC123" and line["twilio"]["deeper"]["ids"] == [1, 2]
+    assert [contact["id"] for contact in line["contacts"]] == [7, 8]
+
+
+def test_a_webhook_for_a_phone_number_slug_logs_no_phone_number(client, json_logs):
+    """A stranger posting to /webhooks/line/09055550123: does the number stay out of the webhook
+    log line, in its nested `webhook.tenant` field as in the rest?"""
+    answer = client.post("/webhooks/line/09055550123", data=b"{}",
+                         headers={"Content-Type": "application/json", "X-Line-Signature": "x"})
+    assert answer.status_code == 404
+    everything = json_logs.getvalue()
+    webhook_lines = [json.loads(text) for text in everything.splitlines()
+                     if json.loads(text).get("logger") == "api.webhooks"]
+    assert webhook_lines and all(line["webhook"]["provider"] == "line" for line in webhook_lines)
+    assert "9055550123" not in everything

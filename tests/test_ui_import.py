@@ -78,3 +78,20 @@ def test_cancelled_confirmation_writes_nothing(live_server, page, tenant, make_u
     page.get_by_role("button", name="取り込む").click()
     expect(page.get_by_role("button", name="取り込む")).to_be_visible()
     assert tenant.api.get("/api/v1/residents").get_json()["items"] == []
+
+
+def test_an_unclosed_quote_is_shown_in_japanese_on_its_row(live_server, page, tenant, make_user):
+    """Does a file with a quote left open on row 3 show staff, in Japanese, the row and column
+    where it opened, and offer no 取り込む button?"""
+    sign_in(page, live_server, make_user("hoken@city.musashino.jp", "staff", tenant.id))
+    page.goto(f"{live_server}/t/musashino/import")
+    broken = ("氏名,電話番号\r\n山田 花子,090-1234-5678\r\n\"鈴木 一郎,090-2222-3333\r\n"
+              "田中 三郎,090-3333-4444\r\n")
+    choose(page, "meibo.csv", broken.encode("cp932"))
+    row = page.locator("table.import-errors tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("3行目")
+    expect(row).to_contain_text("氏名 (name)")
+    expect(row).to_contain_text("引用符 \" が閉じられていない")
+    expect(page.get_by_role("button", name="取り込む")).to_have_count(0)
+    assert tenant.api.get("/api/v1/residents").get_json()["items"] == []

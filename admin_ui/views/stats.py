@@ -6,8 +6,6 @@ every export is in the audit log.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from datetime import date
 from typing import Any
@@ -23,6 +21,7 @@ from admin_ui.charts import Point, bar_chart, line_chart
 from admin_ui.i18n import long_date
 from admin_ui.session import requires, tenant_blueprint
 from mimamori.extensions import db
+from tenants.csv_safe import csv_text
 from tenants.services import stats as service
 from tenants.services.stats import MonthlyStats
 
@@ -141,12 +140,11 @@ def export() -> Any:
     """The month's figures as CSV, UTF-8 with a BOM so that Excel reads the Japanese right."""
     month = _month_arg()
     figures = service.monthly(g.tenant, month)
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(csv_rows(figures))
+    body = csv_text(csv_rows(figures))
     audit("stats.export", detail={"month": month.strftime("%Y-%m"), "format": "csv"})
     db.session.commit()
     name = f"mimamori-{g.tenant.slug}-stats-{month:%Y-%m}.csv"
     label = f"{g.tenant.name}_月次統計_{month:%Y-%m}.csv"
-    return Response("\ufeff" + buffer.getvalue(), content_type="text/csv; charset=utf-8",
+    return Response(body, content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f"attachment; filename=\"{name}\"; "
                                                     f"filename*=UTF-8''{quote(label)}"})

@@ -13,8 +13,8 @@ from datetime import date
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mimamori.extensions import db
 from schemas.residents import ResidentIn
@@ -34,6 +34,17 @@ from tenants.tenancy import bound_tenant_id
 from tenants.types import utcnow
 
 MAX_ERRORS = 1000
+# One file holds at most this many data rows (a large city's register fits several times over).
+MAX_ROWS = 100_000
+# No cell is longer than the longest field takes (備考, 4000 characters): a longer one is most
+# likely the rest of the file swallowed by a quote that was never closed.
+MAX_CELL = 4000
+# Only these columns may hold a line break (Alt+Enter in Excel) inside a quoted cell.
+MULTILINE_COLUMNS = frozenset({"address", "notes"})
+# Imports of one tenant wait for each other this long before answering 409.
+IMPORT_LOCK_TIMEOUT = "30s"
+# The first key of the advisory lock that serialises a tenant's imports (the second is the tenant).
+_IMPORT_LOCK_SPACE = 0x4353_5649  # "CSVI"
 
 # Each column's English name (the resident API's JSON field where there is one) and the labels
 # city registers use for it. `check_policy` is the policy by name, `check_policy_id` by id.
@@ -68,12 +79,20 @@ CONTACT_COLUMNS = {"name": "contact_name", "phone": "contact_phone", "relation":
 # Excel's "Shift_JIS" is Microsoft's CP932 (①, 髙, ㈱); these IANA names Python does not know.
 _CP932_NAMES = {"shift_jis", "windows-31j", "x-sjis", "x-ms-cp932"}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Where the csv module ends a physical line.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_LINE_END_BYTES = re.compile(rb"\r\n|\r|\n")
 
 
 class UnreadableCsv(DomainError):
-    """The body is not CSV text in an encoding we read (UTF-8 or Shift_JIS)."""
+    """The body is not CSV text in an encoding we read (UTF-8 or Shift_JIS); `row` is the
+    spreadsheet row where the trouble is, when there is one."""
 
     status = 400
+
+    def __init__(self, message: str, row: int | None = None) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 @dataclass
@@ -121,16 +140,23 @@ def _codec(charset: str) -> str:
 def decode_csv(raw: bytes, charset: str | None = None) -> str:
     """The text of a CSV file: the declared charset, else UTF-8 (BOM or not), else Shift_JIS."""
     if not raw:
-        raise UnreadableCsv("The body is empty: send the CSV file as text/csv.")
+        raise UnreadableCsv("The body is empty: send the CSV file as text/csv.", row=1)
     if raw.startswith(b"PK\x03\x04"):
         raise UnreadableCsv("The file is an Excel workbook (.xlsx), not CSV: save it as "
                             "'CSV UTF-8' or 'CSV (comma delimited)' first.")
     if charset:
+        codec = _codec(charset)
         try:
-            text = raw.decode(_codec(charset))
+            text = raw.decode(codec)
         except UnicodeDecodeError as exc:
+            row = _row_of_byte(raw, exc.start, codec)
             raise UnreadableCsv(f"The body is not valid {charset} as its Content-Type says "
-                                f"(byte {exc.start}); send UTF-8 or Shift_JIS.") from exc
+                                f"(row {row}, byte {exc.start}); send UTF-8 or Shift_JIS.",
+                                row=row) from exc
+        except (LookupError, UnicodeError) as exc:
+            # A codec Python knows that is not a text encoding (base64, rot13, idna...).
+            raise UnreadableCsv(f"Unknown charset {charset!r} in the Content-Type; "
+                                "send UTF-8 or Shift_JIS.") from exc
     elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise UnreadableCsv("The file is UTF-16 text (Excel's 'Unicode text'): save it as "
                             "'CSV UTF-8' or 'CSV (comma delimited)' (Shift_JIS) instead.")
@@ -138,32 +164,109 @@ def decode_csv(raw: bytes, charset: str | None = None) -> str:
         text = _guess(raw)
     control = _CONTROL.search(text)
     if control:
-        raise UnreadableCsv(f"The file holds the control character {control.group()!r} at "
-                            f"character {control.start()}: it is not CSV text in UTF-8 or "
-                            "Shift_JIS (UTF-16 without a BOM, or binary data?).")
+        row = _row_of_line(text, len(_LINE_END.findall(text, 0, control.start())) + 1)
+        raise UnreadableCsv(f"The file holds the control character {control.group()!r} in row "
+                            f"{row}: it is not CSV text in UTF-8 or Shift_JIS (UTF-16 without a "
+                            "BOM, or binary data?).", row=row)
     return text
 
 
 def _guess(raw: bytes) -> str:
     # Japanese text in Shift_JIS is almost never valid UTF-8, so trying UTF-8 first is safe.
+    failures: list[tuple[int, str]] = []
     for codec in ("utf-8-sig", "cp932"):
         try:
             return raw.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    raise UnreadableCsv("The file is neither UTF-8 nor Shift_JIS (CP932) text: save it from "
-                        "Excel as 'CSV UTF-8' or 'CSV (comma delimited)'.")
+        except UnicodeDecodeError as exc:
+            failures.append((exc.start, codec))
+    # The encoding that read further is the one the file was meant to be in.
+    start, codec = max(failures)
+    row = _row_of_byte(raw, start, codec)
+    raise UnreadableCsv(f"The file is neither UTF-8 nor Shift_JIS (CP932) text (row {row} "
+                        "cannot be read): save it from Excel as 'CSV UTF-8' or "
+                        "'CSV (comma delimited)'.", row=row)
 
 
-def _records(text: str) -> list[tuple[int, list[str]]]:
-    """The non-empty records, numbered as Excel numbers rows (a quoted line break stays in its row)."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _row_of_byte(raw: bytes, offset: int, codec: str) -> int:
+    # Neither UTF-8 nor CP932 uses the bytes of CR or LF inside a character.
+    line = len(_LINE_END_BYTES.findall(raw, 0, offset)) + 1
     try:
-        records = [(number, [cell.strip() for cell in record])
-                   for number, record in enumerate(reader, start=1)]
+        return _row_of_line(raw.decode(codec, errors="replace"), line)
+    except UnicodeError:  # a codec without a "replace" mode (idna): the line is the best guess
+        return line
+
+
+def _row_of_line(text: str, line: int) -> int:
+    """The spreadsheet row that physical line `line` belongs to (quoted line breaks join lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    number = 0
+    try:
+        for number, _record in enumerate(reader, start=1):
+            if reader.line_num >= line:
+                return number
+    except csv.Error:
+        pass  # the record that cannot be read is the next one
+    return number + 1
+
+
+@dataclass
+class _Records:
+    """A file's records, numbered as Excel numbers rows, and the first one that could not be
+    read: (row, index of the cell, what is wrong)."""
+
+    rows: list[tuple[int, list[str]]]
+    broken: tuple[int, int | None, str] | None = None
+
+
+_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"')
+_UNQUOTED = re.compile(r"[^,\r\n]*")
+UNCLOSED_QUOTE = ("The quote (\") that opens this cell is never closed, so the rows after it "
+                  "cannot be read: close it, or write a quote inside a cell as two (\"\").")
+TEXT_AFTER_QUOTE = ("Text follows the closing quote (\") of this cell: write a quote inside a "
+                    "cell as two (\"\"), or quote the whole cell.")
+
+
+def _records(text: str) -> _Records:
+    """The non-empty records, numbered as Excel numbers rows (a quoted line break stays in its row).
+
+    Parsed strictly, so a quote that is never closed stops the file at the row where it opened
+    instead of swallowing every later row into one cell.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    number, next_line = 0, 1
+    try:
+        for number, record in enumerate(reader, start=1):
+            cells = [cell.strip() for cell in record]
+            if any(cells):
+                rows.append((number, cells))
+            next_line = reader.line_num + 1
     except csv.Error as exc:
-        raise UnreadableCsv(f"The CSV cannot be read near line {reader.line_num}: {exc}.") from exc
-    return [(number, cells) for number, cells in records if any(cells)]
+        return _Records(rows, _broken_record(text, number + 1, next_line, str(exc)))
+    return _Records(rows)
+
+
+def _broken_record(text: str, row: int, line: int, reason: str) -> tuple[int, int | None, str]:
+    """Which cell of the record starting on physical line `line` breaks the quoting, and how."""
+    lines = io.StringIO(text, newline="").readlines()
+    pos = sum(len(physical) for physical in lines[:line - 1])
+    cell = 0
+    while True:
+        if text.startswith('"', pos):
+            match = _QUOTED.match(text, pos)
+            if match is None:
+                return row, cell, UNCLOSED_QUOTE
+            if text[match.end():match.end() + 1] not in ("", ",", "\r", "\n"):
+                spans_lines = "\n" in match.group() or "\r" in match.group()
+                return row, cell, UNCLOSED_QUOTE if spans_lines else TEXT_AFTER_QUOTE
+        else:
+            match = _UNQUOTED.match(text, pos)
+        if text[match.end():match.end() + 1] != ",":
+            break
+        pos, cell = match.end() + 1, cell + 1
+    if "field larger than field limit" in reason:
+        return row, None, f"A cell is longer than {MAX_CELL} characters."
+    return row, None, f"The row cannot be read as CSV: {reason}."
 
 
 def _split(cell: str) -> list[str]:
@@ -272,6 +375,11 @@ class _Importer:
                        f"「{self.headers['check_policy_id']}」, not both.")
         return self.result.error_count == 0
 
+    def broken_row(self, row: int, cell: int | None, message: str) -> None:
+        """The record the CSV parser stopped at, blamed on the column whose cell broke it."""
+        column = self.columns[cell] if cell is not None and cell < len(self.columns) else None
+        self.error(row, column, f"{self.label(column)}: {message}" if column else message)
+
     def load_lookups(self) -> None:
         if {"check_policy", "check_policy_id"} & set(self.headers):
             for policy_id, name in db.session.execute(select(CheckPolicy.id, CheckPolicy.name)):
@@ -294,6 +402,8 @@ class _Importer:
     def read_row(self, number: int, cells: list[str]) -> None:
         errors_before = self.result.error_count
         values = self._values(number, cells)
+        if self.result.error_count > errors_before:
+            return  # a row that lost its shape: its other cells would only add confusion
         raw, group_ids = self._input(number, values)
         try:
             data = self.schema.load(raw)
@@ -320,9 +430,28 @@ class _Importer:
             if column is None:
                 self.error(number, None, f"Column {index + 1} holds 「{cell[:40]}」 but has no "
                                          "header, so it would be lost.")
-            else:
+            elif self._cell_fits(number, column, cell):
                 values[column] = cell
         return values
+
+    def _cell_fits(self, number: int, column: str, cell: str) -> bool:
+        """False, with an error, for a cell no register holds: the usual sign of a quote that
+        was never closed and took the rows below it into this cell."""
+        if len(cell) > MAX_CELL:
+            problem = f"Longer than {MAX_CELL} characters"
+        elif "\n" in cell or "\r" in cell:
+            # A swallowed row brings its separators: a line holding (nearly) a row's worth of them.
+            enough = max(1, min(2, len(self.columns) - 1))
+            rows_inside = any(line.count(",") >= enough for line in cell.splitlines()[1:])
+            if column in MULTILINE_COLUMNS and not rows_inside:
+                return True
+            problem = ("Lines inside this cell look like rows of the file" if rows_inside
+                       else "A line break inside this cell")
+        else:
+            return True
+        self.error(number, column, f"{self.label(column)}: {problem}: is a closing quote (\") "
+                                   "missing in this row?")
+        return False
 
     def _input(self, number: int, values: dict[str, str]) -> tuple[dict[str, Any], list[int] | None]:
         """The row as the JSON API would receive it; policies and groups by name become ids."""
@@ -441,21 +570,37 @@ class _Importer:
             self.field_error(number, CONTACT_COLUMNS[key], messages, values)
 
 
-def import_residents(raw: bytes, charset: str | None = None, dry_run: bool = False) -> ImportResult:
+def import_residents(raw: bytes, charset: str | None = None, dry_run: bool = False,
+                     wait: str = IMPORT_LOCK_TIMEOUT) -> ImportResult:
     """Check the whole file, then write it in the session's transaction only if no row has an error.
 
-    The caller commits; with errors, or on a dry run, nothing has been written.
+    The caller commits; with errors, or on a dry run, nothing has been written. A writing import
+    waits up to `wait` (a PostgreSQL interval) for the tenant's other import to finish.
     """
     result = ImportResult(dry_run=dry_run)
     records = _records(decode_csv(raw, charset))
-    if not records:
-        raise UnreadableCsv("The file is empty: it has no header row.")
+    if not records.rows and records.broken is None:
+        raise UnreadableCsv("The file is empty: it has no header row.", row=1)
     importer = _Importer(result)
-    header_row, header = records[0]
-    if not importer.read_header(header_row, header):
+    if records.rows:
+        header_row, header = records.rows[0]
+        importer.read_header(header_row, header)
+    if records.broken:
+        importer.broken_row(*records.broken)
+    if result.error_count:
         return result
+    data = records.rows[1:]
+    if not data:
+        importer.error(header_row + 1, None, "The file has a header row but no residents below it.")
+        return result
+    if len(data) > MAX_ROWS:
+        importer.error(data[MAX_ROWS][0], None, f"More than {MAX_ROWS} residents in one file: "
+                       f"split it into files of at most {MAX_ROWS} rows.")
+        return result
+    if not dry_run:
+        _one_import_at_a_time(wait)
     importer.load_lookups()
-    for number, cells in records[1:]:
+    for number, cells in data:
         importer.read_row(number, cells)
     result.created = sum(row.existing is None for row in importer.rows)
     result.updated = len(importer.rows) - result.created
@@ -466,10 +611,33 @@ def import_residents(raw: bytes, charset: str | None = None, dry_run: bool = Fal
         try:
             _write(importer.rows)
         except IntegrityError as exc:
-            # Only a concurrent change (another import, a resident added meanwhile) gets here.
+            # Only a concurrent change (a resident added meanwhile) gets here.
             raise Conflict(
                 "These residents changed while the file was imported; import it again.") from exc
     return result
+
+
+def _one_import_at_a_time(wait: str) -> None:
+    """Wait for the tenant's other import to commit, so that this one reads what it wrote.
+
+    Two imports of one register at once would otherwise both create the same residents, or
+    update the same rows in opposite orders and deadlock. The lock is PostgreSQL's
+    transaction-scoped advisory lock, released by the caller's commit or rollback; SQLite lets
+    one writer at a time in anyway. Past `wait` the import gives up with a 409.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    previous = db.session.scalar(text("SELECT current_setting('lock_timeout')"))
+    db.session.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": wait})
+    try:
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:space, :tenant)"),
+                           {"space": _IMPORT_LOCK_SPACE, "tenant": bound_tenant_id()})
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        raise Conflict("Another import for this tenant is still running; "
+                       "try again in a minute.") from exc
+    db.session.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": previous})
 
 
 def _write(rows: list[_Row]) -> None:
@@ -491,7 +659,9 @@ def _write(rows: list[_Row]) -> None:
         # Link codes are unique per tenant, so one query pairs the new ids with their rows.
         ids = dict(db.session.execute(select(Resident.link_code, Resident.id)).tuples().all())
         resident_ids.update((row.number, ids[code]) for row, code in zip(created, codes, strict=True))
-    changes = [change for change in map(_resident_changes, rows) if change]
+    # In id order: two writers of the same residents then take their row locks in one order.
+    changes = sorted((change for change in map(_resident_changes, rows) if change),
+                     key=lambda change: change["id"])
     if changes:
         db.session.execute(update(Resident), changes)
     _write_contacts(rows, resident_ids, tenant_id)
@@ -539,7 +709,7 @@ def _write_contacts(rows: list[_Row], resident_ids: dict[int, int], tenant_id: i
     if added:
         db.session.execute(insert(Contact).execution_options(render_nulls=True), added)
     if replaced:
-        db.session.execute(update(Contact), replaced)
+        db.session.execute(update(Contact), sorted(replaced, key=lambda change: change["id"]))
 
 
 def _write_memberships(rows: list[_Row], resident_ids: dict[int, int], tenant_id: int) -> None:

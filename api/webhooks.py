@@ -151,9 +151,12 @@ def line(slug: str) -> Any:
             for (event, reply_token), outcome in zip(run, outcomes, strict=True):
                 # A morning brings 100,000 OK taps: those are counted in one line per webhook
                 # (their event ids are kept in the database); anything else gets its own line.
-                if outcome.rejected or len(run) == 1:
-                    _log(logging.WARNING if outcome.rejected else logging.INFO, "line", slug,
+                refused = outcome.rejected or outcome.result in ("link_locked", "link_paused")
+                if refused or len(run) == 1:
+                    _log(logging.WARNING if refused else logging.INFO, "line", slug,
                          outcome.result, event=event.kind, event_id=event.event_id)
+                if outcome.result in answers.LINK_RESULTS:
+                    metrics.line_link_code(_safe_slug(slug), outcome.result)
                 if outcome.reply and reply_token:
                     replies.append((reply_token, outcome.reply))
                 follow_up += outcome.follow_up

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from mimamori import logging as logs
+from mimamori import outages
 from mimamori.extensions import db, migrate
 from mimamori.settings import engine_options, load_settings
 
@@ -42,6 +43,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     init_api(app)
     init_admin(app)
+    outages.init_app(app)
     app.register_blueprint(health_blueprint)
     app.register_blueprint(webhooks_blueprint)
     return app

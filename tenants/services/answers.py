@@ -66,8 +66,9 @@ LINK_TENANT_WINDOW = timedelta(hours=1)
 TENANT_WIDE = "*"  # the subject of the tenant's count: no LINE user id looks like it
 # What a link code sent over LINE led to (the webhook counts these for operators).
 LINK_RESULTS = ("linked", "link_code_wrong", "link_locked", "link_paused")
-_INCIDENT_ID = re.compile(r"[0-9]{1,18}")
-_DIGEST = re.compile(r"([0-9]{1,18}):(.{1,40})")
+_DIGEST = re.compile(r"([0-9]{1,10}):(.{1,40})")
+# Ids are PostgreSQL integers: a larger number names no row, and would fail as a parameter.
+MAX_ID = 2**31 - 1
 
 
 @dataclass
@@ -101,6 +102,14 @@ class LineEvent:
     user_id: str
     text: str | None = None
     data: str | None = None
+
+
+def parse_id(text: str | None) -> int | None:
+    """The id written in `text` (a postback, a callback URL), None when no row can have it."""
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
 
 
 def _rejected(result: str, reply: str | None = None) -> Outcome:
@@ -359,7 +368,7 @@ def _line_postback(user_id: str, data: str, now: datetime) -> Outcome:
     group leader's on a digest ("digest:<group id>:<occurrence>")."""
     kind, _, value = data.partition(":")
     digest = _DIGEST.fullmatch(value) if kind == "digest" else None
-    if digest is not None:
+    if digest is not None and parse_id(digest[1]) is not None:
         answer = digests.leader_goes_to_see(user_id, int(digest[1]), digest[2], now)
         return Outcome(answer.result, reply=answer.reply, rejected=answer.rejected)
     if kind == "answer":
@@ -367,8 +376,9 @@ def _line_postback(user_id: str, data: str, now: datetime) -> Outcome:
         # Only the resident's own check matches: another tenant's or person's occurrence finds none.
         check = checks.check_by_occurrence(resident.id, value) if resident else None
         return _answer(check, "line", now) if check else _rejected("unknown_check")
-    if kind == "ack" and _INCIDENT_ID.fullmatch(value):
-        told = _told_incident(_responders(line_user_id=user_id), int(value))
+    incident_id = parse_id(value) if kind == "ack" else None
+    if incident_id is not None:
+        told = _told_incident(_responders(line_user_id=user_id), incident_id)
         return _acknowledge(told, now) if told else _rejected("unknown_incident")
     return _rejected("unknown_postback")
 

@@ -154,11 +154,13 @@ def _line_event(event: Any) -> tuple[answers.LineEvent, str | None] | None:
     if not (isinstance(message, dict) and isinstance(postback, dict)):
         return None
     text = data = None
+    if kind == "message" and not isinstance(message.get("type"), str):
+        return None
     if message.get("type") == "text":
         text = _text(message.get("text"), LINE_TEXT_MAX)
         if text is None:
             return None
-    if "data" in postback:
+    if kind == "postback" or "data" in postback:
         data = _text(postback.get("data"), LINE_POSTBACK_MAX)
         if data is None:
             return None

@@ -1,11 +1,23 @@
 """Hostile input to the LINE and Twilio webhooks: a 4xx (or 200 for a LINE event we cannot use),
-never a 5xx, and nothing changes."""
+never a 5xx, and nothing changes.
+
+The examples first, then generated payloads (hypothesis), signed and unsigned, at every webhook:
+each is one the providers would never send, or names nothing that exists (a check, an incident,
+a delivery), so the database must be exactly as it was after it.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
+from typing import Any
+from urllib.parse import quote
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
@@ -47,6 +59,12 @@ def city(make_tenant, clean_app, fakes):
     return tenant, person, ok_button_data(sent)
 
 
+@pytest.fixture
+def before(city, client) -> dict[str, list[tuple]]:
+    """The rows as they were before the hostile requests."""
+    return state(client.application)
+
+
 def state(app) -> dict[str, list[tuple]]:
     """Every row a webhook could change, as the database holds it."""
     with app.app_context(), all_tenants():
@@ -60,10 +78,6 @@ def post_signed_line(client, slug: str, body: bytes):
 
 
 def line_signature(body: bytes) -> str:
-    import base64
-    import hashlib
-    import hmac
-
     return base64.b64encode(hmac.new(LINE_SECRET.encode(), body, hashlib.sha256).digest()).decode()
 
 
@@ -129,11 +143,13 @@ def test_deep_or_malformed_json_is_a_bad_request_or_ignored(client, city, body):
     assert state(client.application) == before
 
 
-@pytest.mark.parametrize("path", ["/webhooks/line/musashino", "/webhooks/twilio/musashino/sms"])
-def test_huge_bodies_are_refused(client, city, path):
-    """A body of 40 MB (no signature needed to send one): 413 before it is read?"""
+@pytest.mark.parametrize("path,size", [("/webhooks/line/musashino", 17 * 1024 * 1024),
+                                       ("/webhooks/twilio/musashino/sms", 100 * 1024),
+                                       ("/webhooks/twilio/musashino/status", 40 * 1024 * 1024)])
+def test_huge_bodies_are_refused(client, city, path, size):
+    """A body larger than the provider ever sends (no signature needed to send one): 413?"""
     before = state(client.application)
-    response = client.post(path, data=b"x" * (40 * 1024 * 1024), content_type="application/json")
+    response = client.post(path, data=b"x" * size, content_type="application/json")
     assert response.status_code == 413
     assert state(client.application) == before
 
@@ -196,4 +212,139 @@ def test_unsigned_query_strings_of_odd_bytes_are_refused(client, city):
                            headers={"X-Twilio-Signature": "x"},
                            environ_overrides={"QUERY_STRING": "x=\xff\xfe%00"})
     assert response.status_code == 403
+    assert state(client.application) == before
+
+
+# Generated payloads
+
+FUZZ = settings(max_examples=250, deadline=None, database=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                       HealthCheck.data_too_large])
+
+# Text as an attacker writes it: NUL and other control bytes, lone surrogates, odd scripts.
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+form_text = st.text(st.characters(codec="utf-8"), max_size=40)  # what a form can carry
+header_text = st.text(st.characters(codec="latin-1", exclude_characters="\r\n"), max_size=60)
+huge_number = st.one_of(st.integers(min_value=2**31, max_value=10**40), st.integers(max_value=0))
+bad_id_text = st.one_of(huge_number.map(str), any_text.filter(lambda t: not t.isdigit()),
+                        st.integers(min_value=1, max_value=300).map(lambda n: "9" * n))
+# Unusable values for one field of a LINE event: never a string LINE would send there.
+unusable = st.one_of(
+    st.none(), st.booleans(), huge_number, st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    any_text.map(lambda t: t + "\x00"), st.just("\ud800"),
+    st.integers(min_value=5001, max_value=20000).map(lambda n: "あ" * n))
+# Postback data that names nothing: ids out of range, occurrences of no check, unknown verbs.
+dead_postback = st.one_of(
+    bad_id_text.map(lambda v: f"ack:{v}"), huge_number.map(lambda v: f"digest:{v}:2030-04-01"),
+    bad_id_text.map(lambda v: f"digest:{v}"), any_text.map(lambda v: f"answer:{v}x"),
+    any_text.filter(lambda t: not t.startswith(("answer:", "ack:", "digest:"))))
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(any_text, children, max_size=4),
+    max_leaves=15)
+
+
+@st.composite
+def unusable_event(draw: st.DrawFn) -> Any:
+    """A LINE event from the resident (or anyone): a text LINE could not have sent, or a postback
+    that names nothing, maybe with other fields LINE could not have sent either."""
+    sender = draw(st.sampled_from([RESIDENT, user_id(0x5EC)]))
+    if draw(st.booleans()):
+        event = postback_event(sender, draw(dead_postback))
+    else:
+        event = text_message_event(sender, draw(unusable))
+    for field in draw(st.lists(st.sampled_from(["userId", "webhookEventId", "type", "source",
+                                                "message", "postback", "replyToken"]), max_size=2)):
+        value = draw(unusable.filter(lambda v: v is not None))  # no replyToken is a valid event
+        if field == "userId":
+            event["source"]["userId"] = value
+        else:
+            event[field] = value
+    return event
+
+
+def line_body(events: Any) -> bytes:
+    return json.dumps({"destination": user_id(0xB07), "events": events}).encode()
+
+
+@st.composite
+def signed_line_body(draw: st.DrawFn) -> bytes:
+    kind = draw(st.sampled_from(["events", "junk events", "any json", "deep", "bytes"]))
+    if kind == "events":
+        return line_body(draw(st.lists(unusable_event(), min_size=1, max_size=5)))
+    if kind == "junk events":
+        return line_body(draw(st.lists(json_values, max_size=5)))
+    if kind == "any json":
+        return json.dumps(draw(json_values)).encode()
+    if kind == "deep":
+        depth = draw(st.integers(min_value=500, max_value=200_000))
+        return b'{"events": ' + b"[" * depth + b"]" * depth + b"}"
+    return draw(st.binary(max_size=200))
+
+
+@FUZZ
+@given(body=signed_line_body())
+def test_signed_line_webhooks_with_hostile_events(client, before, body):
+    """Signed LINE webhooks of unusable events, junk, deep or broken JSON: 200 or 400, no change?"""
+    response = client.post("/webhooks/line/musashino", data=body, content_type="application/json",
+                           headers={"X-Line-Signature": line_signature(body)})
+    assert response.status_code in (200, 400)
+    assert state(client.application) == before
+
+
+@FUZZ
+@given(slug=st.one_of(st.just("musashino"), any_text), body=st.binary(max_size=300),
+       signature=st.one_of(st.none(), header_text))
+def test_unsigned_line_webhooks(client, before, slug, body, signature):
+    """Anyone's POST to a LINE webhook URL of any slug, body and signature: a 4xx, no change?"""
+    headers = {} if signature is None else {"X-Line-Signature": signature}
+    response = client.post(f"/webhooks/line/{quote(slug, safe='', errors='surrogatepass')}",
+                           data=body, content_type="application/json", headers=headers)
+    assert 400 <= response.status_code < 500
+    assert state(client.application) == before
+
+
+TWILIO_NAMES = ["MessageSid", "CallSid", "From", "Body", "Digits", "MessageStatus", "CallStatus",
+                "ErrorCode", "To", "AccountSid"]
+
+
+@st.composite
+def twilio_request(draw: st.DrawFn) -> tuple[str, MultiDict]:
+    """A callback URL naming no delivery a row can have (or none), and a form of Twilio's field
+    names (repeated, missing, NUL bytes, absurd lengths) whose sender is nobody we know."""
+    kind = draw(st.sampled_from(["sms", "voice", "status"]))
+    query = draw(st.lists(bad_id_text, max_size=2))
+    path = f"/webhooks/twilio/musashino/{kind}"
+    if query:
+        path += "?" + "&".join(f"delivery={quote(value, safe='')}" for value in query)
+    pairs = draw(st.lists(st.tuples(st.sampled_from(TWILIO_NAMES), st.one_of(
+        form_text, form_text.map(lambda t: t + "\x00"),
+        st.integers(min_value=1, max_value=5000).map(lambda n: "1" * n))), max_size=8))
+    return path, MultiDict(pairs)
+
+
+@FUZZ
+@given(request=twilio_request())
+def test_signed_twilio_webhooks_with_hostile_forms(client, before, request):
+    """Signed Twilio callbacks with odd forms and ids: never a 5xx, and nothing changes?"""
+    path, form = request
+    signed = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC_BASE_URL + path, form)
+    response = client.post(path, data=form, headers={"X-Twilio-Signature": signed})
+    assert response.status_code < 500
+    assert state(client.application) == before
+
+
+@FUZZ
+@given(slug=st.one_of(st.just("musashino"), any_text),
+       kind=st.sampled_from(["sms", "voice", "status"]), body=st.binary(max_size=300),
+       content_type=st.sampled_from(["application/x-www-form-urlencoded", "multipart/form-data",
+                                     "multipart/form-data; boundary=x", "text/plain"]),
+       signature=st.one_of(st.none(), header_text))
+def test_unsigned_twilio_webhooks(client, before, slug, kind, body, content_type, signature):
+    """Anyone's POST to a Twilio webhook URL of any slug, body and signature: a 4xx, no change?"""
+    headers = {} if signature is None else {"X-Twilio-Signature": signature}
+    path = f"/webhooks/twilio/{quote(slug, safe='', errors='surrogatepass')}/{kind}"
+    response = client.post(path, data=body, content_type=content_type, headers=headers)
+    assert 400 <= response.status_code < 500
     assert state(client.application) == before

@@ -7,8 +7,13 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import redis
 from flask import Flask
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from mimamori.extensions import db
+from mimamori.outages import unreachable
 from tests.fakes.line import signed_webhook, text_message_event, user_id
 from tests.webhooks_support import LINE_SECRET
 from wsgi import create_app
@@ -82,3 +87,24 @@ def test_dashboard_answers_503_when_the_database_is_down(outage_app, caplog):
 def test_readiness_says_so_too(outage_app):
     """Does /readyz agree (503) while the database is down?"""
     assert outage_app.test_client().get("/readyz").status_code == 503
+
+
+def test_redis_out_of_reach_is_an_outage_too():
+    """The web tier's Redis (sign-in limits, queues) refuses connections: is that an outage?"""
+    error = None
+    try:
+        redis.Redis(host="127.0.0.1", port=closed_port(), socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        error = exc
+    assert unreachable(error) == "redis"
+
+
+def test_other_database_errors_stay_server_errors(clean_app):
+    """A statement PostgreSQL cancels (a timeout) is a fault to look into, not an outage: is it
+    left a 500 with its traceback?"""
+    with clean_app.app_context():
+        with pytest.raises(OperationalError) as raised:
+            db.session.execute(text("SET LOCAL statement_timeout = 1; SELECT pg_sleep(1)"))
+        db.session.rollback()
+    assert raised.value.orig.sqlstate == "57014"
+    assert unreachable(raised.value) is None

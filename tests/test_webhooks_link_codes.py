@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,8 +16,9 @@ from tenants.models import LinkAttempt, Resident
 from tenants.services.answers import LINK_FAILURES_PER_TENANT, LINK_TRIES_PER_USER, TENANT_WIDE
 from tenants.tenancy import bind_tenant
 from tenants.types import utcnow
-from tests.fakes.line import text_message_event, user_id
+from tests.fakes.line import signed_webhook, text_message_event, user_id
 from tests.webhooks_support import (
+    LINE_SECRET,
     add_resident,
     credentials,
     daily_policy,
@@ -174,3 +176,26 @@ def test_link_code_of_another_tenant_is_not_found(clean_app, client, city, make_
     _, person = city
     other = make_tenant("mitaka", "三鷹市")
     assert other.api.post(f"/api/v1/residents/{person['id']}/link-code").status_code == 404
+
+
+def test_codes_sent_at_the_same_moment_link_once(clean_app, client, city):
+    """Ten accounts send the resident's code at once, and one account sends five residents'
+    codes at once: is exactly one link made each time, with no server error?"""
+    tenant, person = city
+    others = [add_resident(tenant.api, None, name=f"利用者 {n}", phone=f"090-3333-000{n}")
+              for n in range(5)]
+
+    def send(sender_and_code):
+        sender, code = sender_and_code
+        body, signature = signed_webhook(LINE_SECRET, [text_message_event(sender, code)])
+        return clean_app.test_client().post(
+            f"/webhooks/line/{tenant.slug}", data=body, content_type="application/json",
+            headers={"X-Line-Signature": signature}).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(send, [(user_id(0x300 + n), person["link_code"]) for n in range(10)]))
+        statuses += list(pool.map(send, [(NEWCOMER, other["link_code"]) for other in others]))
+
+    assert set(statuses) == {200}
+    assert resident(tenant, person)["line_user_id"] in {user_id(0x300 + n) for n in range(10)}
+    assert [resident(tenant, other)["line_user_id"] for other in others].count(NEWCOMER) == 1

@@ -321,6 +321,11 @@ def _link(user_id: str, code: str, now: datetime) -> Outcome:
     code is theirs, still valid and unused, within the limits on tries. A code links once."""
     if _count_try(user_id, LINK_USER_WINDOW, now) > LINK_TRIES_PER_USER:
         return Outcome("link_locked", messages.LINK_LOCKED)
+    # The count holds this user's row until commit: a code sent at the same moment waited here,
+    # and may have linked them already.
+    if _resident_by_line(user_id) is not None:
+        _uncount_try(user_id)
+        return Outcome("already_linked", messages.LINKED)
     tenant_tries = _count_try(TENANT_WIDE, LINK_TENANT_WINDOW, now)
     if tenant_tries > LINK_FAILURES_PER_TENANT:
         if tenant_tries == LINK_FAILURES_PER_TENANT + 1:

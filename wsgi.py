@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 
 from mimamori import logging as logs
-from mimamori import proxies
+from mimamori import outages, proxies
 from mimamori.extensions import current_session, db, migrate
 from mimamori.settings import engine_options, load_settings
 
@@ -44,6 +44,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     init_api(app)
     init_admin(app)
+    outages.init_app(app)
     app.register_blueprint(health_blueprint)
     app.register_blueprint(webhooks_blueprint)
     return app

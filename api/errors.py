@@ -59,7 +59,11 @@ class ProblemApi(Api):
         detail = data.get("message") or error.description
         if errors and error.code == 422:
             detail = "The request has invalid fields: " + ", ".join(sorted(errors))
-        return problem(error.code or 500, error.name, detail, errors, data.get("headers"))
+        # The exception's own headers (Retry-After of a 503, Allow of a 405) go along.
+        headers = {name: value for name, value in error.get_headers()
+                   if name.lower() != "content-type"}
+        headers.update(data.get("headers") or {})
+        return problem(error.code or 500, error.name, detail, errors, headers)
 
 
 def handle_domain_error(error: DomainError) -> Response:

@@ -21,6 +21,7 @@ from schemas.residents import (
 )
 from tenants.models import GroupMember, Resident
 from tenants.services import residents as service
+from tenants.types import utcnow
 
 blp = Blueprint("residents", __name__, url_prefix="/api/v1/residents",
                 description="Residents (利用者), their contacts (緊急連絡先) and pauses.")
@@ -77,6 +78,21 @@ class ResidentById(MethodView):
         audit("resident.delete", resident)
         service.delete_resident(resident)
         db.session.commit()
+
+
+@blp.route("/<int:resident_id>/link-code")
+class LinkCode(MethodView):
+    @blp.response(201, ResidentOut)
+    def post(self, resident_id: int) -> Any:
+        """Issue a new LINE link code (the old one stops working), valid for 14 days.
+
+        Answers the resident with the new `link_code` and `link_code_expires_at`; 409 when the
+        resident is already linked to LINE.
+        """
+        resident = service.issue_link_code(service.get_resident(resident_id), utcnow())
+        audit("resident.link_code", resident)
+        db.session.commit()
+        return resident
 
 
 @blp.route("/<int:resident_id>/contacts")

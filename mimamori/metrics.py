@@ -84,6 +84,10 @@ WEBHOOK_SECONDS = Histogram("mimamori_webhook_seconds", "Time to answer a LINE o
                             ["webhook"], buckets=WEBHOOK_BUCKETS)
 WEBHOOK_REQUESTS = Counter("mimamori_webhook_requests_total", "Webhook requests by HTTP status.",
                            ["webhook", "status"])
+LINE_LINKS = Counter("mimamori_line_link_codes_total",
+                     "Link codes sent over LINE, by result: linked, link_code_wrong, link_locked "
+                     "(that LINE user tried too many), link_paused (the tenant had too many wrong "
+                     "codes: linking waits).", ["tenant", "result"])
 TICK_SECONDS = Histogram("mimamori_tick_seconds", "Duration of one clock pass over every tenant.",
                          buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
 TICK_LAST_SUCCESS = Gauge("mimamori_tick_last_success_timestamp_seconds",
@@ -112,6 +116,10 @@ def delivery_recorded(tenant_slug: str, channel: str, purpose: str, outcome: str
     DELIVERIES.labels(tenant_slug, channel, outcome).inc(count)
     if outcome == "sent" and purpose in ("check", "round"):
         CHECKS_SENT.labels(tenant_slug).inc(count)
+
+
+def line_link_code(tenant_slug: str, result: str) -> None:
+    LINE_LINKS.labels(tenant_slug, result).inc()
 
 
 def delivery_reported(tenant_slug: str, channel: str, status: str) -> None:

@@ -78,6 +78,7 @@ class ResidentOut(StrictSchema):
     address = fields.String(allow_none=True)
     notes = fields.String(allow_none=True)
     link_code = fields.String()
+    link_code_expires_at = fields.DateTime(allow_none=True)
     paused_until = fields.Date(allow_none=True)
     pauses = fields.Method("_pauses")
     created_at = fields.DateTime()

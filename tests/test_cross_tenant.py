@@ -18,6 +18,7 @@ BODIES = {
     ("/api/v1/residents/<int:resident_id>/contacts", "POST"): {"name": "某", "phone": "09011112222"},
     ("/api/v1/residents/<int:resident_id>/contacts/<int:contact_id>", "PATCH"): {"name": "某"},
     ("/api/v1/residents/<int:resident_id>/pause", "POST"): {"until": "2099-01-01"},
+    ("/api/v1/residents/<int:resident_id>/link-code", "POST"): {},
     ("/api/v1/groups/<int:group_id>", "PATCH"): {"name": "別名"},
     ("/api/v1/check-policies/<int:policy_id>", "PATCH"): {"name": "別名"},
     ("/api/v1/alert-chains/<int:chain_id>", "PATCH"): {"name": "別名"},

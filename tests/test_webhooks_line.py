@@ -203,7 +203,7 @@ def test_wrong_code_from_a_stranger_links_nobody(clean_app, client, city):
     assert post_line(client, tenant.slug, [text_message_event(STRANGER, "000000")]).status_code == 200
     assert rows(clean_app, tenant.id, Resident, Resident.line_user_id == STRANGER) == []
     assert rows(clean_app, tenant.id, InboundMessage) == []
-    assert [args[2] for args in reply_jobs(clean_app)] == [messages.WELCOME]
+    assert [args[2] for args in reply_jobs(clean_app)] == [messages.LINK_CODE_WRONG]
 
 
 def test_unfollow_blocks_and_the_check_goes_by_sms(clean_app, client, city, fakes):

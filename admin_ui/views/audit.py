@@ -37,6 +37,7 @@ ACTIONS = {
     "resident.view": _l("利用者を閲覧"), "resident.create": _l("利用者を登録"),
     "resident.update": _l("利用者を変更"), "resident.delete": _l("利用者を削除"),
     "resident.pause": _l("見守りを一時停止"), "resident.resume": _l("見守りを再開"),
+    "resident.link_code": _l("LINE連携コードを発行"),
     "resident.import": _l("利用者を取り込み"), "resident.export": _l("利用者を出力"),
     "residents.export": _l("利用者一覧を出力"),
     "contact.create": _l("緊急連絡先を登録"), "contact.update": _l("緊急連絡先を変更"),

@@ -51,6 +51,7 @@ from tenants.japanese import normalise_kana, normalise_phone, normalise_text
 from tenants.models import Check, CheckPolicy, Contact, Group, GroupMember, Incident, Resident
 from tenants.models.residents import CHANNELS, RELATIONS, ResidentPause
 from tenants.services import residents as service
+from tenants.types import utcnow
 
 blueprint = tenant_blueprint("residents", __name__)
 equip(blueprint)
@@ -361,6 +362,8 @@ def _render_resident(resident: Resident, pause_form: PauseForm | None = None, st
         next_until=(last_day + timedelta(days=CALENDAR_DAYS)).isoformat() if last_day < today else None,
         pauses=[(p, p.until - timedelta(days=1)) for p in resident.pauses if p.until > today],
         paused_now=resident.pause_on(today),
+        link_code_valid=(resident.link_code_expires_at is not None
+                         and resident.link_code_expires_at > utcnow()),
         groups=db.session.scalars(select(Group).join(GroupMember, GroupMember.group_id == Group.id)
                                   .where(GroupMember.resident_id == resident.id).order_by(Group.name)).all(),
         incidents=incidents, pause_form=pause_form,
@@ -504,6 +507,24 @@ def pause(resident_id: int) -> Any:
     audit("resident.pause", resident, {"from": str(created.starts_on), "until": str(created.until)})
     db.session.commit()
     flash(_("安否確認を休止しました。%(until)sから再開します。", until=long_date(created.until)), "success")
+    return redirect(url_for("residents.show", resident_id=resident.id))
+
+
+@blueprint.post("/residents/<int:resident_id>/link-code")
+@requires("write")
+def renew_link_code(resident_id: int) -> Any:
+    """A new LINE link code, when the old one expired or was lost; the old one stops working."""
+    resident = resident_or_404(resident_id)
+    try:
+        service.issue_link_code(resident, utcnow())
+    except DomainError:
+        db.session.rollback()
+        flash(_("LINEは連携済みです。"), "error")
+        return redirect(url_for("residents.show", resident_id=resident.id))
+    audit("resident.link_code", resident)
+    db.session.commit()
+    flash(_("新しい連携コード %(code)s を発行しました。%(day)sまで有効です。", code=resident.link_code,
+            day=long_date(resident.link_code_expires_at)), "success")
     return redirect(url_for("residents.show", resident_id=resident.id))
 
 

@@ -14,7 +14,7 @@ from tenants.models.engine import (
 )
 from tenants.models.groups import Group, GroupMember
 from tenants.models.policies import AlertChain, AlertStep, CheckPolicy
-from tenants.models.residents import Contact, Resident, ResidentPause
+from tenants.models.residents import Contact, LinkAttempt, Resident, ResidentPause
 from tenants.models.staff import ApiToken, DutySlot, ResidentAssignment, StaffSession, User
 from tenants.models.tenants import Tenant
 
@@ -37,6 +37,7 @@ __all__ = [
     "Incident",
     "IncidentEvent",
     "JmaReport",
+    "LinkAttempt",
     "Resident",
     "ResidentAssignment",
     "ResidentPause",

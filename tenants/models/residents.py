@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import JSON, Date, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,6 +13,12 @@ from tenants.types import UTCDateTime, utcnow
 
 CHANNELS = ("line", "sms", "voice")
 RELATIONS = ("relative", "case_worker", "welfare_commissioner", "neighbour", "staff", "other")
+# How long a LINE link code (連携コード) works after staff issue it; a new one can be issued.
+LINK_CODE_VALIDITY = timedelta(days=14)
+
+
+def link_code_expiry() -> datetime:
+    return utcnow() + LINK_CODE_VALIDITY
 
 
 class Resident(TenantScoped, db.Model):
@@ -38,6 +44,9 @@ class Resident(TenantScoped, db.Model):
         ForeignKey("check_policies.id", ondelete="SET NULL"), index=True
     )
     link_code: Mapped[str] = mapped_column(String(6))
+    # The code links a LINE user until this instant, once: null when used (or never usable).
+    link_code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime,
+                                                                  default=link_code_expiry)
     # Checks start with the first occurrence at or after this instant, so a resident registered
     # (or moved to another policy) at 11:00 is not sent the 09:00 check of that morning.
     policy_assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -78,6 +87,22 @@ class Resident(TenantScoped, db.Model):
     @property
     def line_linked(self) -> bool:
         return self.line_user_id is not None
+
+
+class LinkAttempt(TenantScoped, db.Model):
+    """Link codes tried in the current window, by one LINE user or (subject "*") the whole tenant.
+
+    The window starts at the first try and the count resets once it is over; codes that linked
+    are taken off again, so what stays counted are the wrong ones.
+    """
+
+    __tablename__ = "link_attempts"
+    __table_args__ = (UniqueConstraint("tenant_id", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64))
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
 
 
 class ResidentPause(TenantScoped, db.Model):

@@ -7,6 +7,7 @@ An `Outcome` marked `rejected` changed nothing worth keeping: the webhook rolls 
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 import uuid
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, delete, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from mimamori.extensions import db
 from tenants import messages
@@ -28,6 +30,7 @@ from tenants.models import (
     Group,
     InboundMessage,
     Incident,
+    LinkAttempt,
     Resident,
     Tenant,
     User,
@@ -36,6 +39,9 @@ from tenants.models import (
 from tenants.services import checks, deliveries, digests, incidents
 from tenants.services.deliveries import PENDING, insert_ignoring_duplicates
 from tenants.tenancy import bound_tenant_id
+from tenants.types import UTCDateTime
+
+log = logging.getLogger(__name__)
 
 # Deliveries that reached (or are reaching) their person: only these count as "told about".
 TOLD = ("sending", "sent", "delivered", "read", "answered")
@@ -51,8 +57,19 @@ STATUS_WORDS = {"sent": "送信しました", "delivered": "届きました", "r
                 "blocked": "ブロックされています", "busy": "話し中でした",
                 "no_answer": "応答がありませんでした", "canceled": "取り消されました"}
 _LINK_CODE = re.compile(r"[0-9]{6}")
-_INCIDENT_ID = re.compile(r"[0-9]{1,18}")
-_DIGEST = re.compile(r"([0-9]{1,18}):(.{1,40})")
+# Six digits are few, so guessing them must be slow. One LINE user gets LINK_TRIES_PER_USER tries
+# per LINK_USER_WINDOW; a tenant takes LINK_FAILURES_PER_TENANT wrong codes per LINK_TENANT_WINDOW
+# from everyone together (many LINE accounts cannot share the guessing out), then linking pauses.
+LINK_TRIES_PER_USER = 5
+LINK_USER_WINDOW = timedelta(hours=24)
+LINK_FAILURES_PER_TENANT = 50
+LINK_TENANT_WINDOW = timedelta(hours=1)
+TENANT_WIDE = "*"  # the subject of the tenant's count: no LINE user id looks like it
+# What a link code sent over LINE led to (the webhook counts these for operators).
+LINK_RESULTS = ("linked", "link_code_wrong", "link_locked", "link_paused")
+_DIGEST = re.compile(r"([0-9]{1,10}):(.{1,40})")
+# Ids are PostgreSQL integers: a larger number names no row, and would fail as a parameter.
+MAX_ID = 2**31 - 1
 
 
 @dataclass
@@ -86,6 +103,14 @@ class LineEvent:
     user_id: str
     text: str | None = None
     data: str | None = None
+
+
+def parse_id(text: str | None) -> int | None:
+    """The id written in `text` (a postback, a callback URL), None when no row can have it."""
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
 
 
 def _rejected(result: str, reply: str | None = None) -> Outcome:
@@ -271,16 +296,63 @@ def _line_unfollow(tenant: Tenant, user_id: str, now: datetime) -> Outcome:
     return Outcome("blocked", follow_up=follow_up)
 
 
+def _count_try(subject: str, window: timedelta, now: datetime) -> int:
+    """Count one more try for `subject` in its window (a new window once the last is over); the
+    count with this try. One statement, so concurrent tries each see their own number."""
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    over = LinkAttempt.window_started_at <= literal(now - window, UTCDateTime())
+    statement = dialect.insert(LinkAttempt).values(
+        tenant_id=bound_tenant_id(), subject=subject, window_started_at=now, attempts=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[LinkAttempt.tenant_id, LinkAttempt.subject],
+        set_={"attempts": case((over, 1), else_=LinkAttempt.attempts + 1),
+              "window_started_at": case((over, literal(now, UTCDateTime())),
+                                        else_=LinkAttempt.window_started_at)})
+    return int(db.session.scalar(statement.returning(LinkAttempt.attempts)))
+
+
+def _uncount_try(subject: str) -> None:
+    """Take back a try that tested no code or found the right one: only wrong codes stay counted."""
+    db.session.execute(update(LinkAttempt).where(LinkAttempt.subject == subject)
+                       .values(attempts=LinkAttempt.attempts - 1))
+
+
+def _link(user_id: str, code: str, now: datetime) -> Outcome:
+    """A LINE user who is nobody's account yet sends a link code: link them to its resident if the
+    code is theirs, still valid and unused, within the limits on tries. A code links once."""
+    if _count_try(user_id, LINK_USER_WINDOW, now) > LINK_TRIES_PER_USER:
+        return Outcome("link_locked", messages.LINK_LOCKED)
+    # The count holds this user's row until commit: a code sent at the same moment waited here,
+    # and may have linked them already.
+    if _resident_by_line(user_id) is not None:
+        _uncount_try(user_id)
+        return Outcome("already_linked", messages.LINKED)
+    tenant_tries = _count_try(TENANT_WIDE, LINK_TENANT_WINDOW, now)
+    if tenant_tries > LINK_FAILURES_PER_TENANT:
+        if tenant_tries == LINK_FAILURES_PER_TENANT + 1:
+            log.warning("line link codes paused tenant_id=%s: %s wrong codes within %s",
+                        bound_tenant_id(), LINK_FAILURES_PER_TENANT, LINK_TENANT_WINDOW)
+        _uncount_try(user_id)
+        return Outcome("link_paused", messages.LINK_PAUSED)
+    # Locked, so that of two users sending one code at once only the first links.
+    owner = db.session.scalar(select(Resident).where(
+        Resident.link_code == code, Resident.line_user_id.is_(None),
+        Resident.link_code_expires_at > now).with_for_update())
+    if owner is None:
+        return Outcome("link_code_wrong", messages.LINK_CODE_WRONG)
+    owner.line_user_id = user_id
+    owner.line_blocked = False
+    owner.link_code_expires_at = None
+    db.session.execute(delete(LinkAttempt).where(LinkAttempt.subject == user_id))
+    _uncount_try(TENANT_WIDE)
+    return Outcome("linked", messages.LINKED)
+
+
 def _line_text(user_id: str, text: str, now: datetime) -> Outcome:
     resident = _resident_by_line(user_id)
-    if resident is None:
-        code = _link_code(text)
-        owner = None if code is None else db.session.scalar(select(Resident).where(
-            Resident.link_code == code, Resident.line_user_id.is_(None)))
-        if owner is not None:
-            owner.line_user_id = user_id
-            owner.line_blocked = False
-            return Outcome("linked", messages.LINKED)
+    code = _link_code(text) if resident is None else None
+    if code is not None:
+        return _link(user_id, code, now)
     responders = _responders(line_user_id=user_id)
     if messages.is_answer(text):
         check = checks.open_check_for(resident.id) if resident else None
@@ -302,7 +374,7 @@ def _line_postback(user_id: str, data: str, now: datetime) -> Outcome:
     group leader's on a digest ("digest:<group id>:<occurrence>")."""
     kind, _, value = data.partition(":")
     digest = _DIGEST.fullmatch(value) if kind == "digest" else None
-    if digest is not None:
+    if digest is not None and parse_id(digest[1]) is not None:
         answer = digests.leader_goes_to_see(user_id, int(digest[1]), digest[2], now)
         return Outcome(answer.result, reply=answer.reply, rejected=answer.rejected)
     if kind == "answer":
@@ -310,8 +382,9 @@ def _line_postback(user_id: str, data: str, now: datetime) -> Outcome:
         # Only the resident's own check matches: another tenant's or person's occurrence finds none.
         check = checks.check_by_occurrence(resident.id, value) if resident else None
         return _answer(check, "line", now) if check else _rejected("unknown_check")
-    if kind == "ack" and _INCIDENT_ID.fullmatch(value):
-        told = _told_incident(_responders(line_user_id=user_id), int(value))
+    incident_id = parse_id(value) if kind == "ack" else None
+    if incident_id is not None:
+        told = _told_incident(_responders(line_user_id=user_id), incident_id)
         return _acknowledge(told, now) if told else _rejected("unknown_incident")
     return _rejected("unknown_postback")
 

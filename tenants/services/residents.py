@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from mimamori.extensions import db
 from tenants.errors import Conflict, NotFound, ValidationFailed, field_error
 from tenants.models import CheckPolicy, Contact, Group, GroupMember, Resident, ResidentPause
+from tenants.models.residents import LINK_CODE_VALIDITY
 from tenants.services.lookup import get_or_404
 from tenants.tenancy import bound_tenant_id
 from tenants.types import utcnow
@@ -146,6 +147,8 @@ def create_resident(data: dict[str, Any]) -> Resident:
     data = _with_default_channels(data, contact=False)
     resident = Resident(**{k: data.get(k) for k in RESIDENT_FIELDS},
                         link_code=new_link_codes(1)[0])
+    if resident.line_user_id is not None:
+        resident.link_code_expires_at = None  # linked already: the code is never needed
     _validate_resident(resident)
     _set_contacts(resident, data.get("contacts") or [])
     db.session.add(resident)
@@ -164,6 +167,8 @@ def update_resident(resident: Resident, data: dict[str, Any]) -> Resident:
             setattr(resident, field, data[field])
     if "channels" in data and not data["channels"]:
         resident.channels = default_channels(resident.phone, resident.line_user_id)
+    if resident.line_user_id is not None:
+        resident.link_code_expires_at = None  # linked by staff: the code is spent
     _validate_resident(resident)
     if "contacts" in data:
         _set_contacts(resident, data["contacts"])
@@ -249,3 +254,15 @@ def resume_resident(resident: Resident) -> None:
 
 def link_code_owner(code: str) -> Resident | None:
     return db.session.scalar(select(Resident).where(Resident.link_code == code))
+
+
+def issue_link_code(resident: Resident, now: datetime) -> Resident:
+    """A new link code for a resident not linked to LINE, valid for LINK_CODE_VALIDITY from now;
+    the old code stops working."""
+    if resident.line_user_id is not None:
+        raise Conflict("the resident is already linked to LINE",
+                       {"line_user_id": ["Unlink the resident first (line_user_id: null)."]})
+    resident.link_code = new_link_codes(1)[0]
+    resident.link_code_expires_at = now + LINK_CODE_VALIDITY
+    db.session.flush()
+    return resident

@@ -8,13 +8,18 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from schemas.common import (
+    Id,
     JapaneseDate,
     Kana,
     LineUserId,
+    Note,
+    PageArgs,
     Phone,
     StrictSchema,
     Text,
     channel_list,
+    id_list,
+    page_of,
 )
 from tenants.models.residents import RELATIONS
 
@@ -48,12 +53,13 @@ class ResidentIn(StrictSchema):
     phone = Phone(load_default=None, allow_none=True)
     line_user_id = LineUserId(load_default=None, allow_none=True)
     channels = channel_list(load_default=None, allow_none=True)
-    check_policy_id = fields.Integer(strict=True, load_default=None, allow_none=True)
-    group_ids = fields.List(fields.Integer(strict=True), load_default=list)
-    contacts = fields.List(fields.Nested(ContactIn), load_default=list)
+    check_policy_id = Id(strict=True, load_default=None, allow_none=True)
+    group_ids = id_list(load_default=list)
+    contacts = fields.List(fields.Nested(ContactIn), load_default=list,
+                           validate=validate.Length(max=50))
     external_id = Text(load_default=None, allow_none=True, validate=validate.Length(max=64))
     address = Text(load_default=None, allow_none=True, validate=validate.Length(max=300))
-    notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    notes = Note(load_default=None, allow_none=True, validate=validate.Length(max=4000))
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
@@ -101,9 +107,11 @@ class PauseOut(StrictSchema):
     reason = fields.String(allow_none=True)
 
 
-class ResidentListArgs(StrictSchema):
-    q = fields.String(load_default=None, metadata={"description": "Name or kana contains"})
-    group_id = fields.Integer(load_default=None)
-    check_policy_id = fields.Integer(load_default=None)
-    cursor = fields.String(load_default=None)
-    limit = fields.Integer(load_default=50)
+class ResidentListArgs(PageArgs):
+    q = fields.String(load_default=None, validate=validate.Length(max=200),
+                      metadata={"description": "Name or kana contains"})
+    group_id = Id(load_default=None)
+    check_policy_id = Id(load_default=None)
+
+
+ResidentPage = page_of(ResidentOut)

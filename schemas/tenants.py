@@ -8,7 +8,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import ValidationError, fields, validate, validates
 
-from schemas.common import ClockTime, LineUserId, Phone, StrictSchema, Text, channel_list
+from schemas.common import (
+    ClockTime,
+    LineUserId,
+    Phone,
+    StrictSchema,
+    Text,
+    channel_list,
+    page_of,
+)
 from schemas.earthquakes import EarthquakeSettings
 from tenants.models.staff import TENANT_ROLES
 from tenants.models.tenants import TENANT_KINDS
@@ -64,9 +72,10 @@ class TenantIn(StrictSchema):
     quiet_hours = fields.Nested(QuietHours, load_default=None)
     line = fields.Nested(LineCredentials, load_default=None, allow_none=True)
     twilio = fields.Nested(TwilioCredentials, load_default=None, allow_none=True)
-    on_duty = fields.List(fields.Nested(OnDutyPerson), load_default=list)
+    on_duty = fields.List(fields.Nested(OnDutyPerson), load_default=list,
+                          validate=validate.Length(max=100))
     max_residents = fields.Integer(strict=True, allow_none=True, load_default=None,
-                                   validate=validate.Range(min=1))
+                                   validate=validate.Range(min=1, max=10_000_000))
     twilio_calls_per_second = fields.Integer(strict=True, load_default=1,
                                              validate=validate.Range(min=1, max=100))
     # Earthquake rounds from JMA reports: areas, threshold, hold and fold window.
@@ -114,7 +123,7 @@ class TenantOut(StrictSchema):
 
 
 class TokenIn(StrictSchema):
-    name = Text(load_default="", validate=validate.Length(max=100))
+    name = Text(load_default=None, allow_none=True, validate=validate.Length(max=100))
 
 
 class TokenOut(StrictSchema):
@@ -149,3 +158,6 @@ class StaffOut(StrictSchema):
     tenant_id = fields.Integer(allow_none=True)
     active = fields.Boolean()
     created_at = fields.DateTime()
+
+
+TenantPage = page_of(TenantOut)

@@ -60,7 +60,11 @@ class TenantById(MethodView):
     @blp.arguments(TenantUpdate(partial=True))
     @blp.response(200, TenantOut)
     def patch(self, data: dict[str, Any], tenant_id: int) -> Any:
-        """Change a tenant; `line` or `twilio` given here replace (rotate) the stored credentials."""
+        """Change a tenant; `line` or `twilio` given here replace (rotate) the stored credentials.
+
+        `null` removes them; removing the last ones makes the tenant a sandbox (nothing is sent),
+        which needs `"sandbox": true` besides (422 otherwise).
+        """
         tenant = tenant_service.update_tenant(tenant_service.get_tenant(tenant_id), data)
         audit("tenant.update", tenant, tenant_id=tenant.id, detail={"fields": sorted(data)})
         db.session.commit()

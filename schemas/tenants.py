@@ -24,6 +24,10 @@ from tenants.services.earthquakes import settings as earthquake_settings
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MIN_PASSWORD_LENGTH = 10
+SANDBOX_HELP = (
+    "A sandbox tenant has neither LINE nor Twilio credentials: checks are recorded and never "
+    "sent. Shown on every read; on a write it must be given as true to remove the last "
+    "credentials, and if given it must match the credentials the tenant ends up with.")
 
 
 def _zone(value: str) -> None:
@@ -80,6 +84,7 @@ class TenantIn(StrictSchema):
                                              validate=validate.Range(min=1, max=100))
     # Earthquake rounds from JMA reports: areas, threshold, hold and fold window.
     earthquake = fields.Nested(EarthquakeSettings, load_default=None)
+    sandbox = fields.Boolean(metadata={"description": SANDBOX_HELP})
 
 
 class TenantUpdate(TenantIn):
@@ -104,7 +109,7 @@ class TenantOut(StrictSchema):
     max_residents = fields.Integer(allow_none=True)
     twilio_calls_per_second = fields.Integer()
     earthquake = fields.Method("_earthquake")
-    sandbox = fields.Boolean(attribute="is_sandbox")
+    sandbox = fields.Boolean(attribute="is_sandbox", metadata={"description": SANDBOX_HELP})
     active = fields.Boolean()
     created_at = fields.DateTime()
 

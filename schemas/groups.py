@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import fields, validate
 
 from schemas.common import Id, LineUserId, Phone, StrictSchema, Text, id_list, page_of
@@ -32,18 +34,18 @@ class GroupOut(StrictSchema):
     leader_name = fields.String(allow_none=True)
     leader_phone = fields.String(allow_none=True)
     leader_line_user_id = fields.String(allow_none=True)
-    member_ids = fields.Method("_member_ids")
+    member_ids = fields.List(fields.Integer())
     digest_enabled = fields.Boolean()
     digest_after_minutes = fields.Integer()
-    digest_member_ids = fields.Method("_digest_member_ids")
+    digest_member_ids = fields.List(fields.Integer())
     created_at = fields.DateTime()
 
-    def _member_ids(self, group: object) -> list[int]:
-        return sorted(m.resident_id for m in group.members)  # type: ignore[attr-defined]
-
-    def _digest_member_ids(self, group: object) -> list[int]:
-        return sorted(m.resident_id for m in group.members  # type: ignore[attr-defined]
-                      if m.receives_digest)
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "member_ids":
+            return sorted(m.resident_id for m in obj.members)
+        if attr == "digest_member_ids":
+            return sorted(m.resident_id for m in obj.members if m.receives_digest)
+        return super().get_attribute(obj, attr, default)
 
 
 class DigestPersonOut(StrictSchema):

@@ -68,6 +68,13 @@ class ResidentIn(StrictSchema):
             raise ValidationError("The birth date is not plausible.", "birth_date")
 
 
+class PauseOut(StrictSchema):
+    id = fields.Integer()
+    from_ = fields.Date(attribute="starts_on", data_key="from")
+    until = fields.Date()
+    reason = fields.String(allow_none=True)
+
+
 class ResidentOut(StrictSchema):
     id = fields.Integer()
     external_id = fields.String(allow_none=True)
@@ -85,26 +92,22 @@ class ResidentOut(StrictSchema):
     notes = fields.String(allow_none=True)
     link_code = fields.String()
     paused_until = fields.Date(allow_none=True)
-    pauses = fields.Method("_pauses")
+    pauses = fields.List(fields.Nested(PauseOut),
+                         metadata={"description": "Pauses not over yet."})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
-    def _pauses(self, resident: Any) -> list[dict[str, Any]]:
-        today = resident.tenant.local_today()
-        return [PauseOut().dump(p) for p in resident.pauses if p.until > today]
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "pauses":
+            today = obj.tenant.local_today()
+            return [pause for pause in obj.pauses if pause.until > today]
+        return super().get_attribute(obj, attr, default)
 
 
 class PauseIn(StrictSchema):
     from_ = JapaneseDate(data_key="from", load_default=None, allow_none=True)
     until = JapaneseDate(required=True)
     reason = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
-
-
-class PauseOut(StrictSchema):
-    id = fields.Integer()
-    from_ = fields.Date(attribute="starts_on", data_key="from")
-    until = fields.Date()
-    reason = fields.String(allow_none=True)
 
 
 class ResidentListArgs(PageArgs):

@@ -96,35 +96,48 @@ class TenantUpdate(TenantIn):
     active = fields.Boolean()
 
 
+class QuietHoursOut(StrictSchema):
+    start = ClockTime()
+    end = ClockTime()
+
+
+class LineStateOut(StrictSchema):
+    configured = fields.Boolean()
+
+
+class TwilioStateOut(StrictSchema):
+    configured = fields.Boolean()
+    from_number = fields.String(allow_none=True)
+
+
 class TenantOut(StrictSchema):
     id = fields.Integer()
     slug = fields.String()
     name = fields.String()
     kind = fields.String()
     timezone = fields.String()
-    quiet_hours = fields.Method("_quiet_hours")
-    line = fields.Method("_line")
-    twilio = fields.Method("_twilio")
+    quiet_hours = fields.Nested(QuietHoursOut)
+    line = fields.Nested(LineStateOut)
+    twilio = fields.Nested(TwilioStateOut)
     on_duty = fields.List(fields.Dict())
     max_residents = fields.Integer(allow_none=True)
     twilio_calls_per_second = fields.Integer()
-    earthquake = fields.Method("_earthquake")
+    earthquake = fields.Nested(EarthquakeSettings)
     sandbox = fields.Boolean(attribute="is_sandbox", metadata={"description": SANDBOX_HELP})
     active = fields.Boolean()
     created_at = fields.DateTime()
 
-    def _quiet_hours(self, tenant: Any) -> dict[str, str]:
-        return {"start": tenant.quiet_hours_start.strftime("%H:%M"),
-                "end": tenant.quiet_hours_end.strftime("%H:%M")}
-
-    def _line(self, tenant: Any) -> dict[str, Any]:
-        return {"configured": tenant.line_configured}
-
-    def _earthquake(self, tenant: Any) -> dict[str, Any]:
-        return earthquake_settings(tenant)
-
-    def _twilio(self, tenant: Any) -> dict[str, Any]:
-        return {"configured": tenant.twilio_configured, "from_number": tenant.twilio_from_number}
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        """The nested parts are views of the tenant's columns (never its secrets)."""
+        if attr == "quiet_hours":
+            return {"start": obj.quiet_hours_start, "end": obj.quiet_hours_end}
+        if attr == "line":
+            return {"configured": obj.line_configured}
+        if attr == "twilio":
+            return {"configured": obj.twilio_configured, "from_number": obj.twilio_from_number}
+        if attr == "earthquake":
+            return earthquake_settings(obj)
+        return super().get_attribute(obj, attr, default)
 
 
 class TokenIn(StrictSchema):

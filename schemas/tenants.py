@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import available_timezones
 
 from marshmallow import ValidationError, fields, validate, validates
 
@@ -30,11 +31,16 @@ SANDBOX_HELP = (
     "credentials, and if given it must match the credentials the tenant ends up with.")
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def _zone(value: str) -> None:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationError(f"Unknown time zone {value!r}; use an IANA name such as Asia/Tokyo.") from exc
+    """An IANA zone name: looked up among the known names, never opened as a path first."""
+    if value not in _zone_names():
+        raise ValidationError(f"Unknown time zone {value[:80]!r}; use an IANA name such as "
+                              "Asia/Tokyo.")
 
 
 class LineCredentials(StrictSchema):

@@ -232,3 +232,11 @@ def test_openapi_describes_what_the_api_answers(client):
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 500
     resident_id = spec["paths"]["/api/v1/residents/{resident_id}"]["parameters"][0]
     assert resident_id["schema"]["maximum"] == 2**31 - 1
+
+
+def test_time_zones_that_are_not_names_are_422(operator, tenant):
+    """Is a time zone too long to be a file name, or a path, refused like any unknown zone?"""
+    for zone in ("Asia/" + "x" * 300, "../../../etc/passwd", "/etc/localtime", "Asia/Tokyo\n"):
+        response = operator.patch(f"/api/v1/tenants/{tenant.id}", {"timezone": zone})
+        assert response.status_code == 422, zone
+        assert "timezone" in response.get_json()["errors"]

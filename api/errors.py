@@ -81,6 +81,8 @@ class ProblemApi(Api):
     ERROR_SCHEMA = Problem
 
     def _register_responses(self) -> None:
+        """flask-smorest's own, with our content type: it documents every error response
+        (each status and the default) as application/json, which is not what we send."""
         for status in http.HTTPStatus:
             response: dict[str, Any] = {"description": status.phrase}
             if not 100 <= status < 200 and status not in (204, 304):

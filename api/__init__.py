@@ -10,12 +10,29 @@ from flask import Flask, request
 
 from api.auth import authenticate_request, release_tenant
 from api.errors import ProblemApi, handle_domain_error, problem
+from api.routing import IdConverter, id_parameter
 from tenants.errors import DomainError
 
 MAX_JSON_BYTES = 1024 * 1024
+# No body this API takes nests deeper than a few levels; deeper is an attack on the parser.
+MAX_JSON_DEPTH = 32
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Endpoints that take something other than JSON.
 NON_JSON_PATHS = ("/api/v1/residents/import", "/api/v1/earthquakes/jma")
+
+
+def _depth(value: Any) -> int:
+    """How deep a parsed JSON value nests (a scalar is 0), without recursion."""
+    deepest, level = 0, [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            if depth + 1 > MAX_JSON_DEPTH:
+                break
+            level.extend((child, depth + 1)
+                         for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _require_json_body() -> Any:
@@ -23,10 +40,21 @@ def _require_json_body() -> Any:
         return None
     if request.path.startswith(NON_JSON_PATHS):
         return None
+    # Also bounds a body sent without Content-Length (chunked): reading past it answers 413.
+    request.max_content_length = MAX_JSON_BYTES
     if (request.content_length or 0) > MAX_JSON_BYTES:
         return problem(413, "Content Too Large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes.")
     if request.content_length and not request.is_json:
         return problem(415, "Unsupported Media Type", "Send the body as application/json.")
+    if request.is_json:
+        try:
+            # Malformed JSON gives None here; the view's parser answers 400 for it.
+            too_deep = _depth(request.get_json(silent=True)) > MAX_JSON_DEPTH
+        except RecursionError:  # the parser's own limit, far deeper than ours
+            too_deep = True
+        if too_deep:
+            return problem(400, "Bad Request",
+                           f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
     return None
 
 
@@ -46,11 +74,14 @@ def init_api(app: Flask) -> ProblemApi:
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.json.ensure_ascii = False  # Japanese stays readable in responses
 
+    # Ids in paths are `<id:…>`: one the database cannot hold is no such row (404).
+    app.url_map.converters["id"] = IdConverter
     api = ProblemApi(app, spec_kwargs={
         "marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name),
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     })
+    api.register_converter(IdConverter, id_parameter)
     from api import (
         broadcasts,
         checks,

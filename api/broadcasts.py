@@ -10,9 +10,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import audit, current_principal, require_tenant
-from api.pagination import next_cursor, page_request
+from api.pagination import next_cursor
 from mimamori.extensions import db
-from schemas.broadcasts import BroadcastIn, BroadcastOut
+from schemas.broadcasts import BroadcastIn, BroadcastOut, BroadcastPage
+from schemas.common import PageArgs
 from tenants.models import Broadcast
 from tenants.services import broadcasts as service
 from tenants.services.policies import bound_tenant
@@ -26,15 +27,17 @@ blueprints = [blp]
 
 @blp.route("")
 class Broadcasts(MethodView):
-    def get(self) -> Any:
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, BroadcastPage)
+    def get(self, args: dict[str, Any]) -> Any:
         """Broadcasts, newest first, each with its delivery counts."""
-        before, limit = page_request()
+        before, limit = args["cursor"], args["limit"]
         statement = select(Broadcast)
         if before is not None:
             statement = statement.where(Broadcast.id < before)
         found = db.session.scalars(statement.order_by(Broadcast.id.desc()).limit(limit + 1)).all()
         page = found[:limit]
-        return {"items": BroadcastOut(many=True).dump([service.counts(b) for b in page]),
+        return {"items": [service.counts(b) for b in page],
                 "next": next_cursor(page[-1].id) if len(found) > limit else None}
 
     @blp.arguments(BroadcastIn)
@@ -53,7 +56,7 @@ class Broadcasts(MethodView):
         return service.counts(broadcast)
 
 
-@blp.route("/<int:broadcast_id>")
+@blp.route("/<id:broadcast_id>")
 class BroadcastById(MethodView):
     @blp.response(200, BroadcastOut)
     def get(self, broadcast_id: int) -> Any:

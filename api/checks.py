@@ -11,7 +11,14 @@ from sqlalchemy import select
 from api.auth import audit, current_principal, require_tenant
 from api.pagination import paginate
 from mimamori.extensions import db
-from schemas.checks import CheckListArgs, CheckOut, IncidentListArgs, IncidentOut
+from schemas.checks import (
+    CheckListArgs,
+    CheckOut,
+    CheckPage,
+    IncidentListArgs,
+    IncidentOut,
+    IncidentPage,
+)
 from schemas.rounds import AcknowledgeIn, NoteIn, ResolveIn
 from tenants.errors import Conflict
 from tenants.models import Check, Incident
@@ -32,16 +39,17 @@ blueprints = [checks, incidents]
 @checks.route("")
 class Checks(MethodView):
     @checks.arguments(CheckListArgs, location="query")
+    @checks.response(200, CheckPage)
     def get(self, args: dict[str, Any]) -> Any:
         statement = select(Check)
         if args.get("resident_id") is not None:
             statement = statement.where(Check.resident_id == args["resident_id"])
         if args.get("status"):
             statement = statement.where(Check.status == args["status"])
-        return paginate(statement, Check, CheckOut())
+        return paginate(statement, Check, args)
 
 
-@checks.route("/<int:check_id>")
+@checks.route("/<id:check_id>")
 class CheckById(MethodView):
     @checks.response(200, CheckOut)
     def get(self, check_id: int) -> Any:
@@ -51,23 +59,24 @@ class CheckById(MethodView):
 @incidents.route("")
 class Incidents(MethodView):
     @incidents.arguments(IncidentListArgs, location="query")
+    @incidents.response(200, IncidentPage)
     def get(self, args: dict[str, Any]) -> Any:
         statement = select(Incident)
         if args.get("status"):
             statement = statement.where(Incident.status == args["status"])
         if args.get("resident_id") is not None:
             statement = statement.where(Incident.resident_id == args["resident_id"])
-        return paginate(statement, Incident, IncidentOut())
+        return paginate(statement, Incident, args)
 
 
-@incidents.route("/<int:incident_id>")
+@incidents.route("/<id:incident_id>")
 class IncidentById(MethodView):
     @incidents.response(200, IncidentOut)
     def get(self, incident_id: int) -> Any:
         return incident_service.get_incident(incident_id)
 
 
-@incidents.route("/<int:incident_id>/acknowledge")
+@incidents.route("/<id:incident_id>/acknowledge")
 class AcknowledgeIncident(MethodView):
     @incidents.arguments(AcknowledgeIn)
     @incidents.response(200, IncidentOut)
@@ -83,7 +92,7 @@ class AcknowledgeIncident(MethodView):
         return incident
 
 
-@incidents.route("/<int:incident_id>/resolve")
+@incidents.route("/<id:incident_id>/resolve")
 class ResolveIncident(MethodView):
     @incidents.arguments(ResolveIn)
     @incidents.response(200, IncidentOut)
@@ -97,7 +106,7 @@ class ResolveIncident(MethodView):
         return incident
 
 
-@incidents.route("/<int:incident_id>/notes")
+@incidents.route("/<id:incident_id>/notes")
 class IncidentNotes(MethodView):
     @incidents.arguments(NoteIn)
     @incidents.response(201, IncidentOut)
@@ -110,7 +119,7 @@ class IncidentNotes(MethodView):
         return incident
 
 
-@checks.route("/<int:check_id>/answer")
+@checks.route("/<id:check_id>/answer")
 class AnswerCheck(MethodView):
     @checks.arguments(NoteIn(partial=True))
     @checks.response(200, CheckOut)

@@ -15,7 +15,8 @@ from api.auth import require_operator, require_tenant
 from api.errors import problem
 from api.pagination import paginate
 from mimamori.extensions import db
-from schemas.earthquakes import EarthquakeSettings, JmaResultOut, TriggerOut
+from schemas.common import PageArgs
+from schemas.earthquakes import EarthquakeSettings, JmaResultOut, TriggerPage
 from tenants import jma
 from tenants.errors import DomainError
 from tenants.models import EarthquakeTrigger
@@ -94,7 +95,9 @@ class Settings(MethodView):
 
 @subscription.route("/triggers")
 class Triggers(MethodView):
-    def get(self) -> Any:
+    @subscription.arguments(PageArgs, location="query")
+    @subscription.response(200, TriggerPage)
+    def get(self, args: dict[str, Any]) -> Any:
         """Earthquakes that reached the tenant's threshold: pending, cancelled, fired (with the
         round they started) or folded into an earlier earthquake's round."""
-        return paginate(select(EarthquakeTrigger), EarthquakeTrigger, TriggerOut())
+        return paginate(select(EarthquakeTrigger), EarthquakeTrigger, args)

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import http
 from typing import Any
 
+import marshmallow
 from flask import Response, json, request
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from marshmallow import fields
 from werkzeug.exceptions import HTTPException
 
 from tenants.errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(marshmallow.Schema):
+    """An error (RFC 9457 problem details); `errors` names each refused field with its reasons."""
+
+    class Meta:
+        unknown = marshmallow.INCLUDE  # extension members, e.g. an import's row counts
+
+    type = fields.String(required=True, metadata={"example": "about:blank"})
+    title = fields.String(required=True, metadata={"example": "Unprocessable Entity"})
+    status = fields.Integer(required=True, metadata={"example": 422})
+    detail = fields.String(metadata={"example": "The request has invalid fields: phone"})
+    errors = fields.Raw(metadata={
+        "description": "Per field (nested fields nest), the reasons it was refused.",
+        "example": {"phone": ["Not a valid phone number: '12'."]}})
 
 
 def problem(status: int, title: str, detail: str | None = None,
@@ -48,8 +67,31 @@ def _is_api_request() -> bool:
     return request.path.startswith(("/api/", "/webhooks/"))
 
 
+def _exception_headers(error: HTTPException) -> dict[str, str]:
+    """The headers the exception carries itself: `Allow` on a 405, `Retry-After` on a 503 or 429,
+    `WWW-Authenticate` on a 401 (the body is ours, so not its Content-Type)."""
+    return {name: value for name, value in error.get_headers()
+            if name.lower() not in {"content-type", "content-length"}}
+
+
 class ProblemApi(Api):
-    """flask-smorest's Api answering every error under /api and /webhooks as problem+json."""
+    """flask-smorest's Api answering every error under /api and /webhooks as problem+json, and
+    documenting them so: every operation's default response is a `Problem`."""
+
+    ERROR_SCHEMA = Problem
+
+    def _register_responses(self) -> None:
+        """flask-smorest's own, with our content type: it documents every error response
+        (each status and the default) as application/json, which is not what we send."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not 100 <= status < 200 and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "An error, as problem+json.", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         if not _is_api_request():
@@ -59,10 +101,7 @@ class ProblemApi(Api):
         detail = data.get("message") or error.description
         if errors and error.code == 422:
             detail = "The request has invalid fields: " + ", ".join(sorted(errors))
-        # The exception's own headers (Retry-After of a 503, Allow of a 405) go along.
-        headers = {name: value for name, value in error.get_headers()
-                   if name.lower() != "content-type"}
-        headers.update(data.get("headers") or {})
+        headers = {**_exception_headers(error), **(data.get("headers") or {})}
         return problem(error.code or 500, error.name, detail, errors, headers)
 
 

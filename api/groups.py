@@ -9,9 +9,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import audit, require_tenant
-from api.pagination import next_cursor, page_request, paginate
+from api.pagination import next_cursor, paginate
 from mimamori.extensions import db
-from schemas.groups import DigestOut, GroupIn, GroupOut
+from schemas.common import PageArgs
+from schemas.groups import DigestPage, GroupIn, GroupOut, GroupPage
 from tenants.models import Group, GroupDigest
 from tenants.services import digests
 from tenants.services import groups as service
@@ -24,8 +25,10 @@ blueprints = [blp]
 
 @blp.route("")
 class Groups(MethodView):
-    def get(self) -> Any:
-        return paginate(select(Group), Group, GroupOut())
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, GroupPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        return paginate(select(Group), Group, args)
 
     @blp.arguments(GroupIn)
     @blp.response(201, GroupOut)
@@ -36,7 +39,7 @@ class Groups(MethodView):
         return group
 
 
-@blp.route("/<int:group_id>")
+@blp.route("/<id:group_id>")
 class GroupById(MethodView):
     @blp.response(200, GroupOut)
     def get(self, group_id: int) -> Any:
@@ -59,13 +62,15 @@ class GroupById(MethodView):
         db.session.commit()
 
 
-@blp.route("/<int:group_id>/digests")
+@blp.route("/<id:group_id>/digests")
 class GroupDigests(MethodView):
-    def get(self, group_id: int) -> Any:
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, DigestPage)
+    def get(self, args: dict[str, Any], group_id: int) -> Any:
         """The digests sent to the group, newest first: whom each named (by name) and where
         each of them stands now — answered since (by LINE, SMS or a call), incident, nothing."""
         group = service.get_group(group_id)
-        before, limit = page_request()
+        before, limit = args["cursor"], args["limit"]
         statement = select(GroupDigest).where(GroupDigest.group_id == group.id)
         if before is not None:
             statement = statement.where(GroupDigest.id < before)
@@ -76,5 +81,5 @@ class GroupDigests(MethodView):
                   "recipients": d.recipients, "acknowledged_at": d.acknowledged_at,
                   "acknowledged_by": d.acknowledged_by, "unanswered": digests.describe(d)}
                  for d in page]
-        return {"items": DigestOut(many=True).dump(items),
+        return {"items": items,
                 "next": next_cursor(page[-1].id) if len(found) > limit else None}

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import fields
 
 from api.auth import audit, require_tenant
-from api.errors import PROBLEM_JSON, problem
+from api.errors import PROBLEM_JSON, Problem, problem
 from mimamori.extensions import db
 from schemas.common import StrictSchema
 from tenants.services import importing
@@ -46,6 +46,16 @@ class ImportOut(StrictSchema):
     dry_run = fields.Boolean()
 
 
+class ImportProblem(Problem):
+    """Rows refused: the problem document with the counts and `errors` as a list of rows (a bad
+    query parameter is refused as any other request, `errors` naming it)."""
+
+    created = fields.Integer()
+    updated = fields.Integer()
+    error_count = fields.Integer()
+    dry_run = fields.Boolean()
+
+
 CSV_BODY = {
     "required": True,
     "description": "The register as CSV in UTF-8 (with or without BOM) or Shift_JIS (CP932); "
@@ -78,10 +88,10 @@ class ResidentImport(MethodView):
     @blp.arguments(ImportArgs, location="query")
     @blp.doc(requestBody=CSV_BODY)
     @blp.response(200, ImportOut)
-    @blp.alt_response(400, schema=ImportOut, content_type=PROBLEM_JSON,
+    @blp.alt_response(400, schema=ImportProblem, content_type=PROBLEM_JSON,
                       description="The body is not CSV text in UTF-8 or Shift_JIS, or is empty "
                                   "(problem+json with these keys too); nothing was written.")
-    @blp.alt_response(422, schema=ImportOut, content_type=PROBLEM_JSON,
+    @blp.alt_response(422, schema=ImportProblem, content_type=PROBLEM_JSON,
                       description="Some rows have errors, or the file's structure is broken "
                                   "(problem+json with these keys too); nothing was written.")
     def post(self, args: dict[str, Any]) -> Any:

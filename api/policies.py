@@ -11,13 +11,17 @@ from sqlalchemy import select
 from api.auth import audit, require_tenant
 from api.pagination import paginate
 from mimamori.extensions import db
+from schemas.common import PageArgs
 from schemas.policies import (
     AlertChainIn,
     AlertChainOut,
+    AlertChainPage,
     CheckPolicyIn,
     CheckPolicyOut,
+    CheckPolicyPage,
     PreviewArgs,
     PreviewIn,
+    PreviewOut,
     schedule_as_dict,
 )
 from tenants.models import AlertChain, CheckPolicy
@@ -32,18 +36,13 @@ for _blueprint in (policies, chains):
 blueprints = [policies, chains]
 
 
-class _PolicyPage(CheckPolicyOut):
-    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
-        items = obj if many else [obj]
-        for policy in items:
-            service.with_next_occurrences(policy)
-        return super().dump(obj, many=many)
-
-
 @policies.route("")
 class CheckPolicies(MethodView):
-    def get(self) -> Any:
-        return paginate(select(CheckPolicy), CheckPolicy, _PolicyPage())
+    @policies.arguments(PageArgs, location="query")
+    @policies.response(200, CheckPolicyPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        page = paginate(select(CheckPolicy), CheckPolicy, args)
+        return {**page, "items": [service.with_next_occurrences(p) for p in page["items"]]}
 
     @policies.arguments(CheckPolicyIn)
     @policies.response(201, CheckPolicyOut)
@@ -58,13 +57,14 @@ class CheckPolicies(MethodView):
 @policies.route("/preview")
 class PreviewSchedule(MethodView):
     @policies.arguments(PreviewIn)
+    @policies.response(200, PreviewOut)
     def post(self, data: dict[str, Any]) -> Any:
         """Preview when a schedule would send checks, before saving it."""
         return {"occurrences": service.preview(schedule_as_dict(data["schedule"]),
                                                data.get("starts_on"), data["count"])}
 
 
-@policies.route("/<int:policy_id>")
+@policies.route("/<id:policy_id>")
 class CheckPolicyById(MethodView):
     @policies.response(200, CheckPolicyOut)
     def get(self, policy_id: int) -> Any:
@@ -88,9 +88,10 @@ class CheckPolicyById(MethodView):
         db.session.commit()
 
 
-@policies.route("/<int:policy_id>/preview")
+@policies.route("/<id:policy_id>/preview")
 class PolicyPreview(MethodView):
     @policies.arguments(PreviewArgs, location="query")
+    @policies.response(200, PreviewOut)
     def get(self, args: dict[str, Any], policy_id: int) -> Any:
         """The next occurrences of a saved policy, in the tenant's zone."""
         policy = service.get_policy(policy_id)
@@ -99,8 +100,10 @@ class PolicyPreview(MethodView):
 
 @chains.route("")
 class AlertChains(MethodView):
-    def get(self) -> Any:
-        return paginate(select(AlertChain), AlertChain, AlertChainOut())
+    @chains.arguments(PageArgs, location="query")
+    @chains.response(200, AlertChainPage)
+    def get(self, args: dict[str, Any]) -> Any:
+        return paginate(select(AlertChain), AlertChain, args)
 
     @chains.arguments(AlertChainIn)
     @chains.response(201, AlertChainOut)
@@ -112,7 +115,7 @@ class AlertChains(MethodView):
         return chain
 
 
-@chains.route("/<int:chain_id>")
+@chains.route("/<id:chain_id>")
 class AlertChainById(MethodView):
     @chains.response(200, AlertChainOut)
     def get(self, chain_id: int) -> Any:

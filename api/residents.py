@@ -18,6 +18,7 @@ from schemas.residents import (
     ResidentIn,
     ResidentListArgs,
     ResidentOut,
+    ResidentPage,
 )
 from tenants.models import GroupMember, Resident
 from tenants.services import residents as service
@@ -32,6 +33,7 @@ blueprints = [blp]
 @blp.route("")
 class Residents(MethodView):
     @blp.arguments(ResidentListArgs, location="query")
+    @blp.response(200, ResidentPage)
     def get(self, args: dict[str, Any]) -> Any:
         """List residents; `q` matches name or kana, `group_id` and `check_policy_id` filter."""
         statement = select(Resident)
@@ -44,7 +46,7 @@ class Residents(MethodView):
                 select(GroupMember.resident_id).where(GroupMember.group_id == args["group_id"])))
         if args.get("check_policy_id") is not None:
             statement = statement.where(Resident.check_policy_id == args["check_policy_id"])
-        return paginate(statement, Resident, ResidentOut())
+        return paginate(statement, Resident, args)
 
     @blp.arguments(ResidentIn)
     @blp.response(201, ResidentOut)
@@ -56,7 +58,7 @@ class Residents(MethodView):
         return resident
 
 
-@blp.route("/<int:resident_id>")
+@blp.route("/<id:resident_id>")
 class ResidentById(MethodView):
     @blp.response(200, ResidentOut)
     def get(self, resident_id: int) -> Any:
@@ -80,7 +82,7 @@ class ResidentById(MethodView):
         db.session.commit()
 
 
-@blp.route("/<int:resident_id>/link-code")
+@blp.route("/<id:resident_id>/link-code")
 class LinkCode(MethodView):
     @blp.response(201, ResidentOut)
     def post(self, resident_id: int) -> Any:
@@ -95,7 +97,7 @@ class LinkCode(MethodView):
         return resident
 
 
-@blp.route("/<int:resident_id>/contacts")
+@blp.route("/<id:resident_id>/contacts")
 class Contacts(MethodView):
     @blp.response(200, ContactOut(many=True))
     def get(self, resident_id: int) -> Any:
@@ -110,7 +112,7 @@ class Contacts(MethodView):
         return contact
 
 
-@blp.route("/<int:resident_id>/contacts/<int:contact_id>")
+@blp.route("/<id:resident_id>/contacts/<id:contact_id>")
 class ContactById(MethodView):
     @blp.response(200, ContactOut)
     def get(self, resident_id: int, contact_id: int) -> Any:
@@ -133,7 +135,7 @@ class ContactById(MethodView):
         db.session.commit()
 
 
-@blp.route("/<int:resident_id>/pause")
+@blp.route("/<id:resident_id>/pause")
 class Pause(MethodView):
     @blp.arguments(PauseIn)
     @blp.response(200, ResidentOut)

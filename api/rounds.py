@@ -9,9 +9,10 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from api.auth import audit, current_principal, require_tenant
-from api.pagination import next_cursor, page_request
+from api.pagination import next_cursor
 from mimamori.extensions import db
-from schemas.rounds import BreakdownOut, EscalationOut, RoundIn, RoundOut
+from schemas.common import PageArgs
+from schemas.rounds import BreakdownOut, EscalationOut, RoundIn, RoundOut, RoundPage
 from tenants.models import Round
 from tenants.services import rounds as service
 from tenants.services.policies import bound_tenant
@@ -25,10 +26,17 @@ blueprints = [blp]
 
 @blp.route("")
 class Rounds(MethodView):
-    def get(self) -> Any:
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, RoundPage)
+    def get(self, args: dict[str, Any]) -> Any:
         """Rounds, newest first, each with its tally."""
-        found = db.session.scalars(select(Round).order_by(Round.id.desc()).limit(100))
-        return {"items": RoundOut(many=True).dump([service.tally(r) for r in found]), "next": None}
+        statement = select(Round)
+        if args["cursor"] is not None:
+            statement = statement.where(Round.id < args["cursor"])
+        found = db.session.scalars(statement.order_by(Round.id.desc()).limit(args["limit"] + 1)).all()
+        page = found[:args["limit"]]
+        return {"items": [service.tally(r) for r in page],
+                "next": next_cursor(page[-1].id) if len(found) > len(page) else None}
 
     @blp.arguments(RoundIn)
     @blp.response(201, RoundOut)
@@ -47,7 +55,7 @@ class Rounds(MethodView):
         return service.tally(round_)
 
 
-@blp.route("/<int:round_id>")
+@blp.route("/<id:round_id>")
 class RoundById(MethodView):
     @blp.response(200, RoundOut)
     def get(self, round_id: int) -> Any:
@@ -55,14 +63,15 @@ class RoundById(MethodView):
         return service.tally(service.get_round(round_id))
 
 
-@blp.route("/<int:round_id>/breakdown")
+@blp.route("/<id:round_id>/breakdown")
 class RoundBreakdown(MethodView):
+    @blp.arguments(PageArgs, location="query")
     @blp.response(200, BreakdownOut)
-    def get(self, round_id: int) -> Any:
+    def get(self, args: dict[str, Any], round_id: int) -> Any:
         """The tally per group and per area, and who has not answered yet with their
         vulnerability notes (a page of them; `?cursor=` for the next)."""
         round_ = service.get_round(round_id)
-        after, limit = page_request()
+        after, limit = args["cursor"], args["limit"]
         groups, areas, without_area = service.by_group(round_)
         waiting = service.unanswered(round_, after, limit)
         page = waiting[:limit]
@@ -71,7 +80,7 @@ class RoundBreakdown(MethodView):
                 "next": next_cursor(page[-1]["check_id"]) if len(waiting) > limit else None}
 
 
-@blp.route("/<int:round_id>/escalate")
+@blp.route("/<id:round_id>/escalate")
 class EscalateRound(MethodView):
     @blp.response(200, EscalationOut)
     def post(self, round_id: int) -> Any:

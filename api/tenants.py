@@ -11,7 +11,17 @@ from sqlalchemy import select
 from api.auth import audit, require_operator
 from api.pagination import paginate
 from mimamori.extensions import db
-from schemas.tenants import StaffIn, StaffOut, TenantIn, TenantOut, TenantUpdate, TokenIn, TokenOut
+from schemas.common import PageArgs
+from schemas.tenants import (
+    StaffIn,
+    StaffOut,
+    TenantIn,
+    TenantOut,
+    TenantPage,
+    TenantUpdate,
+    TokenIn,
+    TokenOut,
+)
 from tenants.models import Tenant
 from tenants.services import staff as staff_service
 from tenants.services import tenants as tenant_service
@@ -25,9 +35,11 @@ blueprints = [blp]
 
 @blp.route("")
 class Tenants(MethodView):
-    def get(self) -> Any:
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, TenantPage)
+    def get(self, args: dict[str, Any]) -> Any:
         """List tenants."""
-        return paginate(select(Tenant), Tenant, TenantOut())
+        return paginate(select(Tenant), Tenant, args)
 
     @blp.arguments(TenantIn)
     @blp.response(201, TenantOut)
@@ -39,7 +51,7 @@ class Tenants(MethodView):
         return tenant
 
 
-@blp.route("/<int:tenant_id>")
+@blp.route("/<id:tenant_id>")
 class TenantById(MethodView):
     @blp.response(200, TenantOut)
     def get(self, tenant_id: int) -> Any:
@@ -48,28 +60,32 @@ class TenantById(MethodView):
     @blp.arguments(TenantUpdate(partial=True))
     @blp.response(200, TenantOut)
     def patch(self, data: dict[str, Any], tenant_id: int) -> Any:
-        """Change a tenant; `line` or `twilio` given here replace (rotate) the stored credentials."""
+        """Change a tenant; `line` or `twilio` given here replace (rotate) the stored credentials.
+
+        `null` removes them; removing the last ones makes the tenant a sandbox (nothing is sent),
+        which needs `"sandbox": true` besides (422 otherwise).
+        """
         tenant = tenant_service.update_tenant(tenant_service.get_tenant(tenant_id), data)
         audit("tenant.update", tenant, tenant_id=tenant.id, detail={"fields": sorted(data)})
         db.session.commit()
         return tenant
 
 
-@blp.route("/<int:tenant_id>/tokens")
+@blp.route("/<id:tenant_id>/tokens")
 class TenantTokens(MethodView):
     @blp.arguments(TokenIn)
     @blp.response(201, TokenOut)
     def post(self, data: dict[str, Any], tenant_id: int) -> Any:
         """Issue a tenant-scoped API token; its value is shown in this answer only."""
         tenant = tenant_service.get_tenant(tenant_id)
-        token, plain = tokens.issue(tenant.id, data["name"])
+        token, plain = tokens.issue(tenant.id, data["name"] or "")
         audit("token.issue", token, tenant_id=tenant.id)
         db.session.commit()
         return {"id": token.id, "name": token.name, "token": plain, "tenant_id": tenant.id,
                 "created_at": token.created_at}
 
 
-@blp.route("/<int:tenant_id>/staff")
+@blp.route("/<id:tenant_id>/staff")
 class TenantStaff(MethodView):
     @blp.response(200, StaffOut(many=True))
     def get(self, tenant_id: int) -> Any:

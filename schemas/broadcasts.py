@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from schemas.common import StrictSchema
+from schemas.common import Id, StrictSchema, page_of
 
 # Fits one long SMS (Japanese text goes as UCS-2; carriers in Japan join up to 670 characters)
 # with the tenant's name in front, and is still readable when spoken on a call.
@@ -26,7 +26,7 @@ class MessageText(fields.String):
 
 
 class BroadcastIn(StrictSchema):
-    group_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    group_id = Id(strict=True, load_default=None, allow_none=True)
     message = MessageText(required=True, validate=validate.Length(
         max=MAX_MESSAGE, error=f"At most {MAX_MESSAGE} characters, so it fits one SMS."))
 
@@ -45,3 +45,6 @@ class BroadcastOut(StrictSchema):
     failed = fields.Integer()
     statuses = fields.Dict(keys=fields.String(), values=fields.Integer())
     channels = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+BroadcastPage = page_of(BroadcastOut)

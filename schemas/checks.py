@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from schemas.common import StrictSchema
+from schemas.common import Id, PageArgs, StrictSchema, page_of
 from tenants.models.engine import CHECK_STATUSES, INCIDENT_STATUSES
 
 
@@ -22,11 +22,9 @@ class CheckOut(StrictSchema):
     answered_via = fields.String(allow_none=True)
 
 
-class CheckListArgs(StrictSchema):
-    resident_id = fields.Integer(load_default=None)
+class CheckListArgs(PageArgs):
+    resident_id = Id(load_default=None)
     status = fields.String(load_default=None, validate=validate.OneOf(CHECK_STATUSES))
-    cursor = fields.String(load_default=None)
-    limit = fields.Integer(load_default=50)
 
 
 class TimelineEntry(StrictSchema):
@@ -50,8 +48,10 @@ class IncidentOut(StrictSchema):
     timeline = fields.List(fields.Nested(TimelineEntry), attribute="events")
 
 
-class IncidentListArgs(StrictSchema):
+class IncidentListArgs(PageArgs):
     status = fields.String(load_default=None, validate=validate.OneOf(INCIDENT_STATUSES))
-    resident_id = fields.Integer(load_default=None)
-    cursor = fields.String(load_default=None)
-    limit = fields.Integer(load_default=50)
+    resident_id = Id(load_default=None)
+
+
+CheckPage = page_of(CheckOut)
+IncidentPage = page_of(IncidentOut)

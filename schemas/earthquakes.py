@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from schemas.common import StrictSchema
+from schemas.common import StrictSchema, page_of
 from tenants import jma
 from tenants.models.earthquakes import TRIGGER_STATUSES
 
@@ -79,3 +79,6 @@ class JmaResultOut(StrictSchema):
     max_intensity = fields.String(allow_none=True)
     result = fields.String()
     triggers = fields.List(fields.Nested(TouchedOut))
+
+
+TriggerPage = page_of(TriggerOut)

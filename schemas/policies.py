@@ -6,7 +6,15 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from schemas.common import ClockTime, JapaneseDate, StrictSchema, Text, positive_minutes
+from schemas.common import (
+    ClockTime,
+    Id,
+    JapaneseDate,
+    StrictSchema,
+    Text,
+    page_of,
+    positive_minutes,
+)
 from tenants.models.policies import STEP_TARGETS
 from tenants.models.residents import CHANNELS
 from tenants.schedules import WEEKDAYS, ScheduleError, to_rrule
@@ -64,7 +72,7 @@ class CheckPolicyIn(StrictSchema):
     response_window_minutes = fields.Integer(
         strict=True, load_default=23 * 60, validate=validate.Range(min=5, max=WEEK_MINUTES)
     )
-    alert_chain_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    alert_chain_id = Id(strict=True, load_default=None, allow_none=True)
     voice_retries = fields.Integer(strict=True, load_default=2, validate=validate.Range(min=0, max=5))
     voice_retry_minutes = fields.Integer(strict=True, load_default=10,
                                          validate=validate.Range(min=1, max=240))
@@ -147,3 +155,12 @@ class AlertChainOut(StrictSchema):
     name = fields.String()
     steps = fields.List(fields.Nested(AlertStepOut))
     created_at = fields.DateTime()
+
+
+class PreviewOut(StrictSchema):
+    occurrences = fields.List(fields.String(), metadata={
+        "description": "The next instants checks go out, ISO 8601 in the tenant's zone."})
+
+
+CheckPolicyPage = page_of(CheckPolicyOut)
+AlertChainPage = page_of(AlertChainOut)

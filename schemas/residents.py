@@ -8,13 +8,18 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from schemas.common import (
+    Id,
     JapaneseDate,
     Kana,
     LineUserId,
+    Note,
+    PageArgs,
     Phone,
     StrictSchema,
     Text,
     channel_list,
+    id_list,
+    page_of,
 )
 from tenants.models.residents import RELATIONS
 
@@ -48,18 +53,26 @@ class ResidentIn(StrictSchema):
     phone = Phone(load_default=None, allow_none=True)
     line_user_id = LineUserId(load_default=None, allow_none=True)
     channels = channel_list(load_default=None, allow_none=True)
-    check_policy_id = fields.Integer(strict=True, load_default=None, allow_none=True)
-    group_ids = fields.List(fields.Integer(strict=True), load_default=list)
-    contacts = fields.List(fields.Nested(ContactIn), load_default=list)
+    check_policy_id = Id(strict=True, load_default=None, allow_none=True)
+    group_ids = id_list(load_default=list)
+    contacts = fields.List(fields.Nested(ContactIn), load_default=list,
+                           validate=validate.Length(max=50))
     external_id = Text(load_default=None, allow_none=True, validate=validate.Length(max=64))
     address = Text(load_default=None, allow_none=True, validate=validate.Length(max=300))
-    notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    notes = Note(load_default=None, allow_none=True, validate=validate.Length(max=4000))
 
     @validates_schema
     def _consistent(self, data: dict[str, Any], **_: Any) -> None:
         birth = data.get("birth_date")
         if birth and not date(1880, 1, 1) <= birth <= date.today():
             raise ValidationError("The birth date is not plausible.", "birth_date")
+
+
+class PauseOut(StrictSchema):
+    id = fields.Integer()
+    from_ = fields.Date(attribute="starts_on", data_key="from")
+    until = fields.Date()
+    reason = fields.String(allow_none=True)
 
 
 class ResidentOut(StrictSchema):
@@ -80,13 +93,16 @@ class ResidentOut(StrictSchema):
     link_code = fields.String()
     link_code_expires_at = fields.DateTime(allow_none=True)
     paused_until = fields.Date(allow_none=True)
-    pauses = fields.Method("_pauses")
+    pauses = fields.List(fields.Nested(PauseOut),
+                         metadata={"description": "Pauses not over yet."})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
-    def _pauses(self, resident: Any) -> list[dict[str, Any]]:
-        today = resident.tenant.local_today()
-        return [PauseOut().dump(p) for p in resident.pauses if p.until > today]
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        if attr == "pauses":
+            today = obj.tenant.local_today()
+            return [pause for pause in obj.pauses if pause.until > today]
+        return super().get_attribute(obj, attr, default)
 
 
 class PauseIn(StrictSchema):
@@ -95,16 +111,11 @@ class PauseIn(StrictSchema):
     reason = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
 
 
-class PauseOut(StrictSchema):
-    id = fields.Integer()
-    from_ = fields.Date(attribute="starts_on", data_key="from")
-    until = fields.Date()
-    reason = fields.String(allow_none=True)
+class ResidentListArgs(PageArgs):
+    q = fields.String(load_default=None, validate=validate.Length(max=200),
+                      metadata={"description": "Name or kana contains"})
+    group_id = Id(load_default=None)
+    check_policy_id = Id(load_default=None)
 
 
-class ResidentListArgs(StrictSchema):
-    q = fields.String(load_default=None, metadata={"description": "Name or kana contains"})
-    group_id = fields.Integer(load_default=None)
-    check_policy_id = fields.Integer(load_default=None)
-    cursor = fields.String(load_default=None)
-    limit = fields.Integer(load_default=50)
+ResidentPage = page_of(ResidentOut)

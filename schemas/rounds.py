@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from schemas.common import StrictSchema, Text
+from schemas.common import Id, Note, StrictSchema, Text, page_of
 from tenants.models.engine import OUTCOMES
 
 
 class RoundIn(StrictSchema):
-    group_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    group_id = Id(strict=True, load_default=None, allow_none=True)
     message = Text(required=True, validate=validate.Length(min=1, max=500))
     response_window_minutes = fields.Integer(strict=True, load_default=180,
                                              validate=validate.Range(min=5, max=7 * 24 * 60))
@@ -82,13 +82,16 @@ class EscalationOut(StrictSchema):
 
 class AcknowledgeIn(StrictSchema):
     by = Text(load_default=None, allow_none=True, validate=validate.Length(max=200))
-    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+    note = Note(load_default=None, allow_none=True, validate=validate.Length(max=2000))
 
 
 class ResolveIn(StrictSchema):
     outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
-    note = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+    note = Note(load_default=None, allow_none=True, validate=validate.Length(max=4000))
 
 
 class NoteIn(StrictSchema):
     note = Text(required=True, validate=validate.Length(min=1, max=4000))
+
+
+RoundPage = page_of(RoundOut)

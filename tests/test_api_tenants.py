@@ -106,3 +106,30 @@ def test_staff_accounts(operator):
     assert weak.status_code == 422
     assert set(weak.get_json()["errors"]) == {"role", "password"}
     assert [s["role"] for s in operator.get(path).get_json()] == ["admin"]
+
+
+def test_removing_every_credential_needs_an_explicit_sandbox(operator):
+    """Can a PATCH with "line": null and "twilio": null silently stop all sending? It needs
+    "sandbox": true, and the tenant then says it is a sandbox."""
+    tenant = created(operator.post("/api/v1/tenants", TENANT))
+    path = f"/api/v1/tenants/{tenant['id']}"
+    refused = operator.patch(path, {"line": None, "twilio": None})
+    assert refused.status_code == 422 and "sandbox" in refused.get_json()["errors"]
+    unchanged = operator.get(path).get_json()
+    assert unchanged["sandbox"] is False and unchanged["line"]["configured"] is True
+    assert unchanged["twilio"]["configured"] is True
+    confirmed = operator.patch(path, {"line": None, "twilio": None, "sandbox": True})
+    assert confirmed.status_code == 200, confirmed.get_json()
+    assert operator.get(path).get_json()["sandbox"] is True
+
+
+def test_sandbox_must_match_the_credentials(operator):
+    """Is "sandbox" refused when it contradicts the credentials the tenant would have?"""
+    tenant = created(operator.post("/api/v1/tenants", TENANT))
+    keeps = operator.patch(f"/api/v1/tenants/{tenant['id']}", {"sandbox": True})
+    assert keeps.status_code == 422 and "sandbox" in keeps.get_json()["errors"]
+    bare = operator.post("/api/v1/tenants", {"slug": "kiyose", "name": "清瀬市", "sandbox": False})
+    assert bare.status_code == 422 and "sandbox" in bare.get_json()["errors"]
+    explicit = created(operator.post("/api/v1/tenants", {"slug": "demo", "name": "デモ市",
+                                                         "sandbox": True}))
+    assert explicit["sandbox"] is True

@@ -14,19 +14,19 @@ from tests.factories import chain_body, created, policy_body, resident_body
 
 # A valid body for every tenant endpoint that takes one, so a 404 cannot hide behind a 422.
 BODIES = {
-    ("/api/v1/residents/<int:resident_id>", "PATCH"): {"notes": "x"},
-    ("/api/v1/residents/<int:resident_id>/contacts", "POST"): {"name": "某", "phone": "09011112222"},
-    ("/api/v1/residents/<int:resident_id>/contacts/<int:contact_id>", "PATCH"): {"name": "某"},
-    ("/api/v1/residents/<int:resident_id>/pause", "POST"): {"until": "2099-01-01"},
-    ("/api/v1/residents/<int:resident_id>/link-code", "POST"): {},
-    ("/api/v1/groups/<int:group_id>", "PATCH"): {"name": "別名"},
-    ("/api/v1/check-policies/<int:policy_id>", "PATCH"): {"name": "別名"},
-    ("/api/v1/alert-chains/<int:chain_id>", "PATCH"): {"name": "別名"},
-    ("/api/v1/checks/<int:check_id>/answer", "POST"): {},
-    ("/api/v1/incidents/<int:incident_id>/acknowledge", "POST"): {"by": "某"},
-    ("/api/v1/incidents/<int:incident_id>/resolve", "POST"): {"outcome": "safe"},
-    ("/api/v1/incidents/<int:incident_id>/notes", "POST"): {"note": "覗き見"},
-    ("/api/v1/rounds/<int:round_id>/escalate", "POST"): {},
+    ("/api/v1/residents/<id:resident_id>", "PATCH"): {"notes": "x"},
+    ("/api/v1/residents/<id:resident_id>/contacts", "POST"): {"name": "某", "phone": "09011112222"},
+    ("/api/v1/residents/<id:resident_id>/contacts/<id:contact_id>", "PATCH"): {"name": "某"},
+    ("/api/v1/residents/<id:resident_id>/pause", "POST"): {"until": "2099-01-01"},
+    ("/api/v1/residents/<id:resident_id>/link-code", "POST"): {},
+    ("/api/v1/groups/<id:group_id>", "PATCH"): {"name": "別名"},
+    ("/api/v1/check-policies/<id:policy_id>", "PATCH"): {"name": "別名"},
+    ("/api/v1/alert-chains/<id:chain_id>", "PATCH"): {"name": "別名"},
+    ("/api/v1/checks/<id:check_id>/answer", "POST"): {},
+    ("/api/v1/incidents/<id:incident_id>/acknowledge", "POST"): {"by": "某"},
+    ("/api/v1/incidents/<id:incident_id>/resolve", "POST"): {"outcome": "safe"},
+    ("/api/v1/incidents/<id:incident_id>/notes", "POST"): {"note": "覗き見"},
+    ("/api/v1/rounds/<id:round_id>/escalate", "POST"): {},
 }
 OPERATOR_PREFIX = "/api/v1/tenants"
 
@@ -71,7 +71,7 @@ def test_every_endpoint_answers_404_for_another_tenants_ids(clean_app, make_tena
     b = make_tenant("tenant-b", "B市")
     walked = []
     for rule in _tenant_rules(clean_app):
-        path = re.sub(r"<int:(\w+)>", lambda m: str(ids[m.group(1)]), rule.rule)
+        path = re.sub(r"<id:(\w+)>", lambda m: str(ids[m.group(1)]), rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             body = BODIES.get((rule.rule, method))
             if method in {"POST", "PATCH"}:

@@ -201,6 +201,7 @@ def _a_works_all_morning(app: Flask, client: Any, operator: Any, a: Any, a_data:
     assert api.delete(f"/api/v1/residents/{extra['id']}/contacts/{contact['id']}").status_code < 300
     assert api.post(f"/api/v1/residents/{extra['id']}/pause", {"until": "2099-01-01"}).status_code < 300
     assert api.delete(f"/api/v1/residents/{extra['id']}/pause").status_code < 300
+    created(api.post(f"/api/v1/residents/{extra['id']}/link-code"))
     assert api.delete(f"/api/v1/residents/{extra['id']}").status_code < 300
     # A register naming B's residents, with B's phones: A's own rows are created or updated.
     register = "name,phone,channels\n" + "".join(

@@ -63,6 +63,19 @@ def test_a_forbidden_page_is_a_japanese_403(clean_app, client, tenant, make_user
     assert "このページを表示する権限がありません" in page and "ホームへ戻る" in page
 
 
+def test_ids_beyond_any_row_are_a_japanese_404(clean_app, client, tenant, make_user):
+    """Does a dashboard address with an id no row can have answer 404, not a server error?"""
+    login = make_user("kanri@city.musashino.jp", "admin", tenant.id)
+    html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    client.post("/login", data={"csrf_token": token, "email": login.email,
+                                "password": login.password})
+    for path in ("residents", "incidents", "rounds", "groups", "policies", "chains", "staff"):
+        response = client.get(f"/t/musashino/{path}/{2**31}")
+        assert response.status_code == 404, path
+        assert "ホームへ戻る" in response.get_data(as_text=True)
+
+
 def test_api_and_webhook_errors_stay_problem_json(client):
     """Do the API and webhooks keep answering their errors as problem+json?"""
     for path in ("/api/v1/no-such-thing", "/webhooks/line/no-such-tenant"):

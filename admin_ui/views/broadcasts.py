@@ -176,7 +176,7 @@ def _figures(broadcast: Broadcast) -> dict[str, Any]:
     return figures
 
 
-@blueprint.get("/broadcasts/<int:broadcast_id>")
+@blueprint.get("/broadcasts/<id:broadcast_id>")
 @requires("read")
 def show(broadcast_id: int) -> Any:
     broadcast = found_or_404(service.get_broadcast, broadcast_id)
@@ -189,7 +189,7 @@ def show(broadcast_id: int) -> Any:
                            refresh_seconds=REFRESH_SECONDS)
 
 
-@blueprint.get("/broadcasts/<int:broadcast_id>/counts.json")
+@blueprint.get("/broadcasts/<id:broadcast_id>/counts.json")
 @requires("read")
 def counts(broadcast_id: int) -> Any:
     """The live counts of the broadcast's page, as JSON for its data-refresh-url."""

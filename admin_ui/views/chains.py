@@ -166,7 +166,7 @@ def create() -> Any:
     return _editor(None, "", _rows_of(None), {})
 
 
-@blueprint.route("/chains/<int:chain_id>", methods=["GET", "POST"])
+@blueprint.route("/chains/<id:chain_id>", methods=["GET", "POST"])
 @requires("manage")
 def edit(chain_id: int) -> Any:
     chain = found_or_404(service.get_chain, chain_id)
@@ -175,7 +175,7 @@ def edit(chain_id: int) -> Any:
     return _editor(chain, chain.name, _rows_of(chain), {})
 
 
-@blueprint.post("/chains/<int:chain_id>/delete")
+@blueprint.post("/chains/<id:chain_id>/delete")
 @requires("manage")
 def delete(chain_id: int) -> Any:
     chain = found_or_404(service.get_chain, chain_id)

@@ -193,7 +193,7 @@ def new_tenant() -> Any:
     return _form_page(form, None)
 
 
-@blueprint.route("/tenants/<int:tenant_id>", methods=["GET", "POST"])
+@blueprint.route("/tenants/<id:tenant_id>", methods=["GET", "POST"])
 def edit_tenant(tenant_id: int) -> Any:
     tenant = found_or_404(get_tenant, tenant_id)
     form = EditTenantForm(data={
@@ -212,7 +212,7 @@ def edit_tenant(tenant_id: int) -> Any:
     return _form_page(form, tenant)
 
 
-@blueprint.post("/tenants/<int:tenant_id>/test/<provider>")
+@blueprint.post("/tenants/<id:tenant_id>/test/<provider>")
 def test_connection(tenant_id: int, provider: str) -> Any:
     """Call LINE's bot-info or Twilio's account endpoint with the stored credentials."""
     tenant = found_or_404(get_tenant, tenant_id)

@@ -154,7 +154,7 @@ def create() -> Any:
                            errors=[])
 
 
-@blueprint.route("/groups/<int:group_id>/edit", methods=["GET", "POST"])
+@blueprint.route("/groups/<id:group_id>/edit", methods=["GET", "POST"])
 @requires("write")
 def edit(group_id: int) -> Any:
     group = _group_or_404(group_id)
@@ -189,7 +189,7 @@ def _hours_minutes(minutes: int) -> tuple[str, str]:
     return str(minutes // 60), str(minutes % 60)
 
 
-@blueprint.get("/groups/<int:group_id>")
+@blueprint.get("/groups/<id:group_id>")
 def show(group_id: int) -> Any:
     group = _group_or_404(group_id)
     members = _members(group)
@@ -250,7 +250,7 @@ def _digest_history(group: Group, sent: list[GroupDigest]) -> list[dict[str, Any
     return history
 
 
-@blueprint.post("/groups/<int:group_id>/members")
+@blueprint.post("/groups/<id:group_id>/members")
 @requires("write")
 def members(group_id: int) -> Any:
     """Add the residents ticked in the search results; take out those ticked in the list."""

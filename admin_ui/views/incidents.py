@@ -123,7 +123,7 @@ def _event_text(event: Any) -> str:
     return event.detail
 
 
-@blueprint.get("/incidents/<int:incident_id>")
+@blueprint.get("/incidents/<id:incident_id>")
 def show(incident_id: int) -> Any:
     incident, resident = _incident_or_404(incident_id)
     # The page discloses the resident's and their contacts' personal data; the audit log
@@ -137,7 +137,7 @@ def _back(incident: Incident) -> Any:
     return redirect(url_for("incidents.show", incident_id=incident.id))
 
 
-@blueprint.post("/incidents/<int:incident_id>/acknowledge")
+@blueprint.post("/incidents/<id:incident_id>/acknowledge")
 def acknowledge(incident_id: int) -> Any:
     if not _may_respond():
         abort(403)
@@ -154,7 +154,7 @@ def acknowledge(incident_id: int) -> Any:
     return _back(incident)
 
 
-@blueprint.post("/incidents/<int:incident_id>/resolve")
+@blueprint.post("/incidents/<id:incident_id>/resolve")
 def resolve(incident_id: int) -> Any:
     if not can("write"):
         abort(403)
@@ -175,7 +175,7 @@ def resolve(incident_id: int) -> Any:
     return _back(incident)
 
 
-@blueprint.post("/incidents/<int:incident_id>/notes")
+@blueprint.post("/incidents/<id:incident_id>/notes")
 def add_note(incident_id: int) -> Any:
     if not _may_respond():
         abort(403)
@@ -190,7 +190,7 @@ def add_note(incident_id: int) -> Any:
     return _back(incident)
 
 
-@blueprint.post("/incidents/<int:incident_id>/answer")
+@blueprint.post("/incidents/<id:incident_id>/answer")
 def answer(incident_id: int) -> Any:
     """The resident phoned or was seen: record their answer as staff (本人から連絡あり)."""
     if not can("write"):

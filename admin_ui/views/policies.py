@@ -187,7 +187,7 @@ def create() -> Any:
     return _editor(None, _values_of(None), {}, None)
 
 
-@blueprint.route("/policies/<int:policy_id>", methods=["GET", "POST"])
+@blueprint.route("/policies/<id:policy_id>", methods=["GET", "POST"])
 @requires("manage")
 def edit(policy_id: int) -> Any:
     policy = found_or_404(service.get_policy, policy_id)
@@ -196,7 +196,7 @@ def edit(policy_id: int) -> Any:
     return _editor(policy, _values_of(policy), {}, _saved_preview(policy))
 
 
-@blueprint.post("/policies/<int:policy_id>/delete")
+@blueprint.post("/policies/<id:policy_id>/delete")
 @requires("manage")
 def delete(policy_id: int) -> Any:
     policy = found_or_404(service.get_policy, policy_id)

@@ -370,7 +370,7 @@ def _render_resident(resident: Resident, pause_form: PauseForm | None = None, st
         pause_errors=error_summary([pause_form])), status
 
 
-@blueprint.get("/residents/<int:resident_id>")
+@blueprint.get("/residents/<id:resident_id>")
 def show(resident_id: int) -> Any:
     resident = resident_or_404(resident_id)
     audit("resident.view", resident, {"page": "resident"})
@@ -415,7 +415,7 @@ def create() -> Any:
     return redirect(url_for("residents.show", resident_id=resident.id))
 
 
-@blueprint.route("/residents/<int:resident_id>/edit", methods=["GET", "POST"])
+@blueprint.route("/residents/<id:resident_id>/edit", methods=["GET", "POST"])
 @requires("write")
 def edit(resident_id: int) -> Any:
     resident = resident_or_404(resident_id)
@@ -485,7 +485,7 @@ def _apply_edit(resident: Resident, data: dict[str, Any],
     return False
 
 
-@blueprint.post("/residents/<int:resident_id>/pause")
+@blueprint.post("/residents/<id:resident_id>/pause")
 @requires("write")
 def pause(resident_id: int) -> Any:
     resident = resident_or_404(resident_id)
@@ -510,7 +510,7 @@ def pause(resident_id: int) -> Any:
     return redirect(url_for("residents.show", resident_id=resident.id))
 
 
-@blueprint.post("/residents/<int:resident_id>/link-code")
+@blueprint.post("/residents/<id:resident_id>/link-code")
 @requires("write")
 def renew_link_code(resident_id: int) -> Any:
     """A new LINE link code, when the old one expired or was lost; the old one stops working."""
@@ -528,7 +528,7 @@ def renew_link_code(resident_id: int) -> Any:
     return redirect(url_for("residents.show", resident_id=resident.id))
 
 
-@blueprint.post("/residents/<int:resident_id>/resume")
+@blueprint.post("/residents/<id:resident_id>/resume")
 @requires("write")
 def resume(resident_id: int) -> Any:
     resident = resident_or_404(resident_id)

@@ -175,7 +175,7 @@ def _earthquakes(round_: Round) -> list[dict[str, Any]]:
             for t in triggers]
 
 
-@blueprint.get("/rounds/<int:round_id>")
+@blueprint.get("/rounds/<id:round_id>")
 @requires("read")
 def show(round_id: int) -> Any:
     round_ = found_or_404(service.get_round, round_id)
@@ -189,14 +189,14 @@ def show(round_id: int) -> Any:
                            earthquakes=_earthquakes(round_), refresh_seconds=REFRESH_SECONDS)
 
 
-@blueprint.get("/rounds/<int:round_id>/tally.json")
+@blueprint.get("/rounds/<id:round_id>/tally.json")
 @requires("read")
 def tally(round_id: int) -> Any:
     """The live figures of the round page, as JSON for its data-refresh-url."""
     return jsonify(_figures(found_or_404(service.get_round, round_id)))
 
 
-@blueprint.post("/rounds/<int:round_id>/escalate")
+@blueprint.post("/rounds/<id:round_id>/escalate")
 @requires("write")
 def escalate(round_id: int) -> Any:
     """Start the normal alert chain for everyone who has not answered (an incident each); the

@@ -121,7 +121,7 @@ def add_duty() -> Any:
     return redirect(url_for("staff.index") + "#rota-h")
 
 
-@blueprint.post("/staff/rota/<int:slot_id>/delete")
+@blueprint.post("/staff/rota/<id:slot_id>/delete")
 @requires("manage")
 def remove_duty(slot_id: int) -> Any:
     found_or_404(staff_service.remove_duty_slot, slot_id, current_user)
@@ -130,7 +130,7 @@ def remove_duty(slot_id: int) -> Any:
     return redirect(url_for("staff.index") + "#rota-h")
 
 
-@blueprint.post("/staff/<int:user_id>/duty")
+@blueprint.post("/staff/<id:user_id>/duty")
 @requires("manage")
 def set_duty(user_id: int) -> Any:
     """How the staff step reaches this person, and whether they are on duty (当番)."""
@@ -174,7 +174,7 @@ def new() -> Any:
     return render_template("staff/new.html", form=form), 422 if form.is_submitted() else 200
 
 
-@blueprint.get("/staff/<int:user_id>")
+@blueprint.get("/staff/<id:user_id>")
 @requires("manage")
 def show(user_id: int) -> Any:
     return _show(found_or_404(staff_service.tenant_user, g.tenant.id, user_id))
@@ -194,7 +194,7 @@ def _show(user: Any, errors: dict[str, str] | None = None, entered: dict[str, st
                            entered=entered or {}), status
 
 
-@blueprint.post("/staff/<int:user_id>/password")
+@blueprint.post("/staff/<id:user_id>/password")
 @requires("manage")
 def reset_password(user_id: int) -> Any:
     user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)
@@ -208,7 +208,7 @@ def reset_password(user_id: int) -> Any:
                            roles=ROLE_LABELS)
 
 
-@blueprint.post("/staff/<int:user_id>/active")
+@blueprint.post("/staff/<id:user_id>/active")
 @requires("manage")
 def set_active(user_id: int) -> Any:
     user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)
@@ -232,7 +232,7 @@ def _ids(name: str) -> list[int]:
     return [int(value) for value in values]
 
 
-@blueprint.post("/staff/<int:user_id>/residents")
+@blueprint.post("/staff/<id:user_id>/residents")
 @requires("manage")
 def assign(user_id: int) -> Any:
     user = found_or_404(staff_service.tenant_user, g.tenant.id, user_id)

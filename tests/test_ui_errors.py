@@ -50,13 +50,17 @@ def test_a_stale_form_is_a_japanese_400_with_a_way_home(live_server, page, tenan
     expect(page.get_by_role("heading", name="きょうの安否確認")).to_be_visible()
 
 
-def test_a_forbidden_page_is_a_japanese_403(clean_app, client, tenant, make_user):
-    """Does a viewer opening an admin page get a Japanese 403 page with a way home?"""
-    login = make_user("etsuran@city.musashino.jp", "viewer", tenant.id)
+def _sign_in(client, login) -> None:
     html = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
     client.post("/login", data={"csrf_token": token, "email": login.email,
                                 "password": login.password})
+
+
+def test_a_forbidden_page_is_a_japanese_403(clean_app, client, tenant, make_user):
+    """Does a viewer opening an admin page get a Japanese 403 page with a way home?"""
+    login = make_user("etsuran@city.musashino.jp", "viewer", tenant.id)
+    _sign_in(client, login)
     response = client.get("/t/musashino/staff/")
     assert response.status_code == 403
     page = response.get_data(as_text=True)
@@ -66,10 +70,7 @@ def test_a_forbidden_page_is_a_japanese_403(clean_app, client, tenant, make_user
 def test_ids_beyond_any_row_are_a_japanese_404(clean_app, client, tenant, make_user):
     """Does a dashboard address with an id no row can have answer 404, not a server error?"""
     login = make_user("kanri@city.musashino.jp", "admin", tenant.id)
-    html = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-    client.post("/login", data={"csrf_token": token, "email": login.email,
-                                "password": login.password})
+    _sign_in(client, login)
     for path in ("residents", "incidents", "rounds", "groups", "policies", "chains", "staff"):
         response = client.get(f"/t/musashino/{path}/{2**31}")
         assert response.status_code == 404, path

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test
+.PHONY: dev test lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,3 +16,8 @@ dev: $(BIN)/python
 test: $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
 	$(BIN)/pytest -q
+
+# ruff over the whole tree (mypy and the import contract are to join it).
+lint: $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/ruff check .

@@ -10,7 +10,8 @@ naming B's residents: any statement that reached across tenants would show up as
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, time
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from flask import Flask, request_finished
 from sqlalchemy import select
 
 from mimamori.extensions import db
-from tenants.models import Check, Incident, Tenant
+from tenants.models import Check, DutySlot, Incident, Tenant, User
 from tenants.services import stats
 from tenants.tenancy import all_tenants, bind_tenant
 from tests.factories import chain_body, created, policy_body, resident_body
@@ -257,3 +258,56 @@ def _a_works_all_morning(app: Flask, client: Any, operator: Any, a: Any, a_data:
     for moment in ("11:30", "12:00", "13:00", "15:00"):
         run_clock(app, tokyo(f"{DAY1} {moment}"))
         work(app)
+
+
+def _dashboard_ids(app: Flask, a: Any, a_data: dict[str, Any], a_staff_email: str) -> dict[str, int]:
+    """One of everything city A has that the dashboard addresses by id."""
+    round_ = created(a.api.post("/api/v1/rounds", {"message": "訓練です"}))
+    broadcast = created(a.api.post("/api/v1/broadcasts", {"message": "お知らせです"}))
+    run_clock(app, tokyo(f"{DAY1} 09:00"))
+    run_clock(app, tokyo(f"{DAY1} 10:00"))
+    with app.app_context(), bind_tenant(a.id):
+        user_id = db.session.scalar(select(User.id).where(User.email == a_staff_email))
+        slot = DutySlot(user_id=user_id, weekday=0, starts_at=time(8, 30), ends_at=time(17, 15))
+        db.session.add(slot)
+        db.session.commit()
+        incident_id = db.session.scalars(select(Incident.id)).first()
+        slot_id = slot.id
+    assert incident_id is not None
+    return {"resident_id": a_data["residents"][0]["id"], "group_id": a_data["group"]["id"],
+            "policy_id": a_data["policy"]["id"], "chain_id": a_data["chain"]["id"],
+            "incident_id": incident_id, "round_id": round_["id"], "broadcast_id": broadcast["id"],
+            "user_id": user_id, "slot_id": slot_id}
+
+
+def test_the_dashboard_never_reaches_another_citys_rows(clean_app, client, cities, make_user):
+    """City B's admin opens and posts to every dashboard address that takes an id, with city
+    A's ids: is every one not found, and is every row of A's unchanged?"""
+    a, a_data, b, _b_data, _line, _twilio = cities
+    make_user("kanri@city-a.example.jp", "admin", a.id)
+    ids = _dashboard_ids(clean_app, a, a_data, "kanri@city-a.example.jp")
+    b_admin = make_user("kanri@city-b.example.jp", "admin", b.id)
+    html = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+    signed_in = client.post("/login", data={"csrf_token": token, "email": b_admin.email,
+                                            "password": b_admin.password})
+    assert signed_in.status_code == 302
+    # Signing in starts a new session, with a CSRF token of its own.
+    home = client.get(f"/t/{b.slug}/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', home).group(1)
+    before = _snapshot(clean_app, a.id)
+    tried = []
+    for rule in clean_app.url_map.iter_rules():
+        if not rule.rule.startswith("/t/") or set(rule.arguments) == {"slug"}:
+            continue
+        path = rule.rule.replace("<slug>", b.slug)
+        for name in rule.arguments - {"slug"}:
+            path = path.replace(f"<id:{name}>", str(ids[name]))
+        for method in sorted(rule.methods & {"GET", "POST"}):
+            form = {"csrf_token": token, "note": "覗き見", "outcome": "safe", "name": "乗っ取り",
+                    "password": "correct horse battery staple", "until": "2099-01-01"}
+            response = client.open(path, method=method, data=form if method == "POST" else None)
+            tried.append((method, path))
+            assert response.status_code == 404, (method, path, response.status_code)
+    assert len(tried) >= 30
+    assert _snapshot(clean_app, a.id) == before

@@ -273,3 +273,26 @@ def test_a_slow_job_is_not_taken_over_by_the_clock(clean_app, engine, city, twil
     assert [_received(twilio_fake, phone(n), "大雨です") for n in range(1, RESIDENTS + 1)] \
         == [1] * RESIDENTS
     assert _statuses(clean_app, city.id) == {"sent": RESIDENTS}
+
+
+def test_a_clock_ahead_of_the_workers_does_not_take_a_batch_being_sent(clean_app, engine, city,
+                                                                       twilio_fake):
+    """The morning's tick runs at its own instant (`tick --at`, or a scheduler whose clock runs
+    ahead of the workers'), and a second tick of the same minute passes while the job is still
+    texting: is the job left to finish, so that nobody gets the check twice?"""
+    _people(clean_app, city, "sms", policy={"reminder_after_minutes": 0})
+    morning = tokyo(f"{DAY1} 09:00")
+    engine.tick(morning)
+    second = threading.Thread(target=engine.work)
+
+    def another_clock_ticks_and_a_worker_frees_up(accepted: int) -> None:
+        if accepted == 3:
+            engine.tick(morning + timedelta(seconds=30))
+            second.start()
+
+    twilio_fake.on_accept = another_clock_ticks_and_a_worker_frees_up
+    engine.work()
+    second.join()
+
+    assert [_received(twilio_fake, phone(n)) for n in range(1, RESIDENTS + 1)] == [1] * RESIDENTS
+    assert _statuses(clean_app, city.id) == {"sent": RESIDENTS}

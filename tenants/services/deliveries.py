@@ -196,12 +196,17 @@ def due_for_dispatch(now: datetime, stale_after: timedelta,
     """Deliveries that should be on a queue but may not be (Redis lost them, a worker died).
 
     A row still `sending` is taken from its job only once that job cannot be alive any more:
-    taken from a live job, it would be sent twice."""
+    taken from a live job, it would be sent twice. The claim's `attempted_at` is the worker's
+    clock and `enqueued_at` the clock's own `now`: both must be that old, so that a tick run
+    ahead of the workers' time (`tick --at`, a scheduler whose clock runs fast) never takes a
+    batch from the job sending it."""
     tenant_id = bound_tenant_id()
     stale = now - stale_after
+    gone = now - abandoned_after
     queued_long_ago = (Delivery.enqueued_at.is_(None)) | (Delivery.enqueued_at <= stale)
     abandoned = case((Delivery.attempted_at.is_(None), queued_long_ago),
-                     else_=Delivery.attempted_at <= now - abandoned_after)
+                     else_=and_(Delivery.attempted_at <= gone,
+                                (Delivery.enqueued_at.is_(None)) | (Delivery.enqueued_at <= gone)))
     return list(db.session.scalars(
         select(Delivery).where(
             Delivery.tenant_id == tenant_id,

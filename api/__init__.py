@@ -91,11 +91,12 @@ def init_api(app: Flask) -> ProblemApi:
         policies,
         residents,
         rounds,
+        stats,
         tenants,
     )
 
     for module in (tenants, residents, imports, groups, policies, checks, rounds, broadcasts,
-                   earthquakes):
+                   earthquakes, stats):
         for blueprint in module.blueprints:
             # Blueprint names are app-wide and the dashboard names its pages after the same
             # resources (rounds.index, residents.index): the API's endpoints are "api-rounds.…".

@@ -6,7 +6,7 @@ from typing import Any
 
 from werkzeug.routing import IntegerConverter, Map
 
-from schemas.common import MAX_ID
+from tenants.types import MAX_ID
 
 
 class IdConverter(IntegerConverter):

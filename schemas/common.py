@@ -17,10 +17,9 @@ from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from tenants.japanese import normalise_kana, normalise_phone, normalise_text, parse_date
 from tenants.models.residents import CHANNELS
+from tenants.types import MAX_ID
 
 LINE_USER_ID = re.compile(r"^U[0-9a-f]{32}$")
-# Every id column is a PostgreSQL integer: a larger id cannot exist, and must not reach a query.
-MAX_ID = 2**31 - 1
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_CURSOR = 64

@@ -11,6 +11,9 @@ from sqlalchemy.types import TypeDecorator
 
 from tenants import crypto
 
+# Every id column is a PostgreSQL integer: a larger id names no row, and would fail as a parameter.
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -39,7 +39,7 @@ from tenants.models import (
 from tenants.services import checks, deliveries, digests, incidents
 from tenants.services.deliveries import PENDING, insert_ignoring_duplicates
 from tenants.tenancy import bound_tenant_id
-from tenants.types import UTCDateTime
+from tenants.types import MAX_ID, UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,6 @@ TENANT_WIDE = "*"  # the subject of the tenant's count: no LINE user id looks li
 # What a link code sent over LINE led to (the webhook counts these for operators).
 LINK_RESULTS = ("linked", "link_code_wrong", "link_locked", "link_paused")
 _DIGEST = re.compile(r"([0-9]{1,10}):(.{1,40})")
-# Ids are PostgreSQL integers: a larger number names no row, and would fail as a parameter.
-MAX_ID = 2**31 - 1
 
 
 @dataclass

@@ -174,14 +174,7 @@ def _person_targets(tenant: Tenant, incident: Incident, step: AlertStep, residen
                                 "channels": ["line", "sms", "voice"], "phone": group.leader_phone,
                                 "line_user_id": group.leader_line_user_id})
         return targets
-    # Staff on duty as the tenant's admins set it (当番, rota), then the operator's list.
-    return [{"type": "staff_user", "id": user.id, "name": user.name or "担当職員",
-             "channels": ["line", "sms", "voice"], "phone": user.phone,
-             "line_user_id": user.line_user_id} for user in staff.on_duty_staff(tenant, now)] + [
-            {"type": "staff", "id": index, "name": person.get("name", "担当職員"),
-             "channels": person.get("channels") or ["line", "sms", "voice"],
-             "phone": person.get("phone"), "line_user_id": person.get("line_user_id")}
-            for index, person in enumerate(tenant.on_duty or [])]
+    return staff.duty_targets(tenant, now)
 
 
 def _fire_step(tenant: Tenant, incident: Incident, check: Check, step: AlertStep, now: datetime,

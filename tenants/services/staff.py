@@ -8,6 +8,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -343,18 +344,28 @@ def reachable(user: User) -> bool:
 STAFF_CHANNELS = ("line", "sms", "voice")
 
 
+def duty_targets(tenant: Tenant, now: datetime) -> list[dict[str, Any]]:
+    """Everyone an alert chain's staff step reaches at `now` (type, id, name, channels, phone,
+    line id): staff on duty as the tenant's admins set it (当番, rota), then the operator's list."""
+    return [{"type": "staff_user", "id": user.id, "name": user.name or "担当職員",
+             "channels": list(STAFF_CHANNELS), "phone": user.phone,
+             "line_user_id": user.line_user_id} for user in on_duty_staff(tenant, now)] + [
+            {"type": "staff", "id": index, "name": person.get("name", "担当職員"),
+             "channels": person.get("channels") or list(STAFF_CHANNELS),
+             "phone": person.get("phone"), "line_user_id": person.get("line_user_id")}
+            for index, person in enumerate(tenant.on_duty or [])]
+
+
 def unreachable_steps(tenant: Tenant, now: datetime) -> dict[str, str]:
     """Alert-step targets that would reach nobody at `now`, as codes for the chain editor:
     staff `nobody_on_duty` or `no_address`, group_leader `no_leader`; contacts are
     `per_resident` (whether anyone is reached depends on each resident's contacts)."""
     found = {"contacts": "per_resident"}
-    listed = [(p.get("channels") or STAFF_CHANNELS, p.get("phone"), p.get("line_user_id"))
-              for p in tenant.on_duty or []]
-    on_duty = [(STAFF_CHANNELS, u.phone, u.line_user_id) for u in on_duty_staff(tenant, now)]
-    if not on_duty and not listed:
+    targets = duty_targets(tenant, now)
+    if not targets:
         found["staff"] = "nobody_on_duty"
-    elif not any(first_working(tenant, channels, phone, line) for channels, phone, line
-                 in on_duty + listed):
+    elif not any(first_working(tenant, t["channels"], t["phone"], t["line_user_id"])
+                 for t in targets):
         found["staff"] = "no_address"
     led = db.session.scalar(select(Group.id).where(or_(
         Group.leader_resident_id.is_not(None), Group.leader_phone.is_not(None),

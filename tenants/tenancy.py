@@ -262,9 +262,7 @@ def _is_mapped_target(statement: Any) -> bool:
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _scope_text(statement: TextClause, bound: int | _AllTenants | None) -> None:
-    if bound is ALL_TENANTS:
-        return
+def _scope_text(statement: TextClause, bound: int | None) -> None:
     named = set(_WORD.findall(statement.text)) & set(_tenant_tables())
     if not named:
         return
@@ -303,6 +301,8 @@ def _scope_statement(state: ORMExecuteState) -> None:
     if state.is_select and (state.is_column_load or state.is_relationship_load):
         return
     bound = _bound.get()
+    if bound is ALL_TENANTS:
+        return  # platform work sees every tenant: nothing to scope, no statement to walk
     statement = state.statement
     if isinstance(statement, TextClause):
         _scope_text(statement, bound)
@@ -310,8 +310,6 @@ def _scope_statement(state: ORMExecuteState) -> None:
     mapped, bare = _references(statement)
     target = _dml_target(statement)
     if not (mapped or bare or target is not None):
-        return
-    if bound is ALL_TENANTS:
         return
     if bound is None:
         raise TenantNotBound(
